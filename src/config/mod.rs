@@ -1,0 +1,216 @@
+//! Typed configuration: plain data read from TOML + `INFERWATCH__SECTION__KEY` env overrides,
+//! validated all at once so that every error is reported with its key path.
+//!
+//! The structs use `#[serde(default)]` on every section and no `deny_unknown_fields`: unknown keys
+//! are collected with `serde_ignored` instead, because `deny_unknown_fields` stops at the first one
+//! and an operator deserves the whole list in one go.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+mod load;
+pub use load::{load, load_str, ConfigError, ConfigErrors};
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Config {
+    pub proxy: ProxyConfig,
+    pub admin: AdminConfig,
+    pub latency: LatencyConfig,
+    pub log: LogConfig,
+}
+
+/// `[proxy]`: the live path.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ProxyConfig {
+    /// Where clients send inference requests.
+    pub listen: SocketAddr,
+    /// The model server: `http://host:port` (no path, no query; https is not supported on the
+    /// upstream side of a sidecar, which talks to its pod neighbour over loopback).
+    pub upstream: String,
+    /// `http1` (default) or `h2c` (HTTP/2 with prior knowledge, e.g. gRPC model servers).
+    pub upstream_protocol: UpstreamProtocol,
+    /// Ordered routes; first `path_prefix` match wins; unmatched traffic is route `other`.
+    pub routes: Vec<RouteConfig>,
+    /// TCP connect timeout to the upstream.
+    pub connect_timeout_secs: f64,
+    /// From the request being sent upstream to the response headers arriving.
+    pub first_byte_timeout_secs: f64,
+    /// Longest silence between two body chunks, either direction. 0 disables.
+    pub body_idle_timeout_secs: f64,
+    /// Largest request body accepted; larger gets 413.
+    pub max_request_body_bytes: u64,
+    /// Requests in flight at once across all routes; one more gets an immediate 503.
+    pub max_in_flight: usize,
+    /// Append the client address to `X-Forwarded-For`.
+    pub x_forwarded_for: bool,
+    /// Keep the client's `Host` (true) or rewrite it to the upstream's authority (false).
+    pub preserve_host: bool,
+    /// After SIGTERM, how long in-flight requests get to finish.
+    pub shutdown_grace_secs: f64,
+    /// Idle upstream connections kept per host.
+    pub pool_max_idle_per_host: usize,
+    /// How long an idle upstream connection is kept.
+    pub pool_idle_timeout_secs: f64,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8081".parse().expect("static address"),
+            upstream: "http://127.0.0.1:8080".to_string(),
+            upstream_protocol: UpstreamProtocol::Http1,
+            routes: Vec::new(),
+            // Loopback or in-pod connects take microseconds; 2 s only trips on a dead host.
+            connect_timeout_secs: 2.0,
+            // Large models can take minutes before the first byte on a cold cache; 5 min keeps
+            // real work alive while still catching a hung server.
+            first_byte_timeout_secs: 300.0,
+            // LLM token streams pause, but not for a minute.
+            body_idle_timeout_secs: 60.0,
+            // 64 MiB: big enough for image batches, small enough to stop runaway uploads.
+            max_request_body_bytes: 64 * 1024 * 1024,
+            // A model server saturates long before 1024 concurrent requests; past that, shed load.
+            max_in_flight: 1024,
+            x_forwarded_for: false,
+            // A transparent sidecar keeps Host as the client sent it.
+            preserve_host: true,
+            // Kubernetes' default terminationGracePeriodSeconds is 30; leave it 5 s to exit.
+            shutdown_grace_secs: 25.0,
+            pool_max_idle_per_host: 64,
+            pool_idle_timeout_secs: 90.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    H2c,
+}
+
+/// `[[proxy.routes]]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct RouteConfig {
+    /// Route label value: `[a-z0-9_]+`, unique, not `other`.
+    pub name: String,
+    /// Request path prefix, starting with `/`.
+    pub path_prefix: String,
+    /// Payload protocol: kserve_v2 | openai | tfserving | json | opaque.
+    pub protocol: Protocol,
+    /// The `model` label for this route's metrics until a protocol adapter names the model.
+    pub model: String,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            path_prefix: String::new(),
+            protocol: Protocol::Opaque,
+            model: "unknown".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    KserveV2,
+    Openai,
+    Tfserving,
+    Json,
+    #[default]
+    Opaque,
+}
+
+/// `[admin]`: /metrics /healthz /readyz /status.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// Scrapes encoded at once; more get 503 so a scrape storm cannot eat the proxy's CPU.
+    pub max_concurrent_scrapes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:9464".parse().expect("static address"),
+            // Prometheus HA pairs plus a human with curl.
+            max_concurrent_scrapes: 4,
+        }
+    }
+}
+
+/// `[latency]`: histograms and windowed quantiles.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LatencyConfig {
+    /// Explicit histogram bucket upper bounds in seconds. Empty = geometric buckets from
+    /// `bucket_min_secs` to `bucket_max_secs` with ratio `bucket_factor`.
+    pub buckets: Vec<f64>,
+    pub bucket_min_secs: f64,
+    pub bucket_max_secs: f64,
+    pub bucket_factor: f64,
+    /// Sliding windows for quantiles, in seconds; each a multiple of `slot_secs`.
+    pub windows_secs: Vec<u64>,
+    /// Granularity of the sliding windows.
+    pub slot_secs: u64,
+    /// Quantiles exported, each in (0, 1).
+    pub quantiles: Vec<f64>,
+    /// Relative accuracy of the quantile sketch (0.01 = 1%).
+    pub relative_accuracy: f64,
+    /// Confidence of the upper bound on each quantile.
+    pub confidence: f64,
+}
+
+impl Default for LatencyConfig {
+    fn default() -> Self {
+        Self {
+            buckets: Vec::new(),
+            // 0.5 ms to 60 s at 15% ratio: 85 buckets, each at most 15% wide relative to its
+            // bound, so histogram_quantile over a fleet stays within ~7.5% of the truth.
+            bucket_min_secs: 0.0005,
+            bucket_max_secs: 60.0,
+            bucket_factor: 1.15,
+            windows_secs: vec![60, 600],
+            slot_secs: 10,
+            quantiles: vec![0.5, 0.9, 0.95, 0.99, 0.999],
+            relative_accuracy: 0.01,
+            // MLPerf LoadGen's early-stopping confidence.
+            confidence: 0.99,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter directive (`info`, `inferwatch=debug,hyper=warn`); `RUST_LOG` wins if set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}

@@ -1,0 +1,19 @@
+//! inferwatch: a sidecar daemon and Prometheus exporter for ML inference services.
+//!
+//! Map of the modules (the data flow is in `../shared/DESIGN.md`):
+//! - [`config`]: typed config, file + env, validation that reports every error with its key path.
+//! - [`telemetry`]: tracing-subscriber set-up (json or text).
+//! - [`metrics`]: the metric catalogue and the one `prometheus::Registry` passed down.
+//! - [`latency`]: windowed quantile sketches and their confidence upper bounds.
+//! - [`proxy`]: the live path: listener, forwarding, limits, timeouts, error mapping, shutdown.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener.
+//! - [`app`]: builds the running sidecar from a config and serves it until shutdown.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod latency;
+pub mod metrics;
+pub mod proxy;
+pub mod telemetry;
