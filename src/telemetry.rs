@@ -1,1 +1,23 @@
-//! telemetry (in progress)
+//! Logging set-up: tracing-subscriber writing `text` or `json` lines to stderr, filtered by
+//! `RUST_LOG` when set, else by `log.level` from the config.
+
+use tracing_subscriber::{fmt, EnvFilter};
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Install the global subscriber. Returns false if one was already installed (tests, embedding).
+pub fn init(cfg: &LogConfig) -> bool {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cfg.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
+            .is_ok(),
+        LogFormat::Text => builder.with_target(false).try_init().is_ok(),
+    }
+}

@@ -1,1 +1,312 @@
-//! metrics (in progress)
+//! The metric catalogue: every metric name in one place, and the live path's metric families,
+//! registered on the one `prometheus::Registry` that is built at start-up and passed down.
+//!
+//! Label values always come from closed sets: route names from config, the [`Outcome`] and
+//! [`CodeClass`] enums, model names from config (later capped with an `other` bucket).
+
+mod latency_gauges;
+pub use latency_gauges::{window_label, LatencyExporter};
+
+use prometheus::{
+    core::Collector, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry,
+};
+
+/// Every metric name this crate exports. Dashboards and alert rules rely on these.
+///
+/// The quantile gauges label their level `q` (e.g. `q="0.99"`), not `quantile`: Prometheus
+/// reserves `quantile` for summaries and `promtool check metrics` rejects it on a gauge.
+pub mod names {
+    pub const REQUESTS_TOTAL: &str = "inferwatch_requests_total";
+    pub const REQUEST_DURATION_SECONDS: &str = "inferwatch_request_duration_seconds";
+    pub const TIME_TO_FIRST_BYTE_SECONDS: &str = "inferwatch_time_to_first_byte_seconds";
+    pub const LATENCY_QUANTILE_SECONDS: &str = "inferwatch_latency_quantile_seconds";
+    pub const LATENCY_QUANTILE_UPPER_BOUND_SECONDS: &str =
+        "inferwatch_latency_quantile_upper_bound_seconds";
+    pub const LATENCY_WINDOW_SAMPLES: &str = "inferwatch_latency_window_samples";
+    pub const IN_FLIGHT_REQUESTS: &str = "inferwatch_in_flight_requests";
+    pub const BUILD_INFO: &str = "inferwatch_build_info";
+    pub const SCRAPES_REJECTED_TOTAL: &str = "inferwatch_scrapes_rejected_total";
+}
+
+/// How a live request ended. One closed set, used as the `outcome` label, in the
+/// `x-inferwatch-error` response header and in log lines, so the three never disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The upstream answered and the whole response reached the client (any status code).
+    Ok,
+    /// TCP connect to the upstream failed (refused, unreachable): 502.
+    ConnectError,
+    /// TCP connect to the upstream took longer than `connect_timeout_secs`: 504.
+    ConnectTimeout,
+    /// The upstream closed or reset the connection before response headers: 502.
+    UpstreamReset,
+    /// No response headers within `first_byte_timeout_secs`: 504.
+    FirstByteTimeout,
+    /// Over `max_in_flight`: 503 at once.
+    Overloaded,
+    /// Request body over `max_request_body_bytes`: 413.
+    BodyTooLarge,
+    /// The client stopped sending its request body for `body_idle_timeout_secs`: 408.
+    RequestBodyTimeout,
+    /// The client's request body broke off (reset) before it was complete: 400.
+    RequestBodyError,
+    /// The upstream's response body broke off after headers: passed on as a reset.
+    ResponseReset,
+    /// The upstream's response body went silent for `body_idle_timeout_secs` after headers:
+    /// passed on as a reset.
+    ResponseBodyTimeout,
+    /// The client went away before the response was complete.
+    ClientAborted,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 12] = [
+        Outcome::Ok,
+        Outcome::ConnectError,
+        Outcome::ConnectTimeout,
+        Outcome::UpstreamReset,
+        Outcome::FirstByteTimeout,
+        Outcome::Overloaded,
+        Outcome::BodyTooLarge,
+        Outcome::RequestBodyTimeout,
+        Outcome::RequestBodyError,
+        Outcome::ResponseReset,
+        Outcome::ResponseBodyTimeout,
+        Outcome::ClientAborted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ConnectError => "connect_error",
+            Outcome::ConnectTimeout => "connect_timeout",
+            Outcome::UpstreamReset => "upstream_reset",
+            Outcome::FirstByteTimeout => "first_byte_timeout",
+            Outcome::Overloaded => "overloaded",
+            Outcome::BodyTooLarge => "body_too_large",
+            Outcome::RequestBodyTimeout => "request_body_timeout",
+            Outcome::RequestBodyError => "request_body_error",
+            Outcome::ResponseReset => "response_reset",
+            Outcome::ResponseBodyTimeout => "response_body_timeout",
+            Outcome::ClientAborted => "client_aborted",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The status inferwatch answers with itself, for failures before response headers.
+    pub fn local_status(self) -> Option<u16> {
+        match self {
+            Outcome::ConnectError | Outcome::UpstreamReset => Some(502),
+            Outcome::ConnectTimeout | Outcome::FirstByteTimeout => Some(504),
+            Outcome::Overloaded => Some(503),
+            Outcome::BodyTooLarge => Some(413),
+            Outcome::RequestBodyTimeout => Some(408),
+            Outcome::RequestBodyError => Some(400),
+            _ => None,
+        }
+    }
+}
+
+/// The `code_class` label: the response status class the client saw, or `none` when the
+/// response was cut before or instead of a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeClass {
+    C1xx,
+    C2xx,
+    C3xx,
+    C4xx,
+    C5xx,
+    None,
+}
+
+impl CodeClass {
+    pub const COUNT: usize = 6;
+
+    pub fn from_status(status: u16) -> Self {
+        match status / 100 {
+            1 => CodeClass::C1xx,
+            2 => CodeClass::C2xx,
+            3 => CodeClass::C3xx,
+            4 => CodeClass::C4xx,
+            5 => CodeClass::C5xx,
+            _ => CodeClass::None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeClass::C1xx => "1xx",
+            CodeClass::C2xx => "2xx",
+            CodeClass::C3xx => "3xx",
+            CodeClass::C4xx => "4xx",
+            CodeClass::C5xx => "5xx",
+            CodeClass::None => "none",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Geometric histogram buckets from `min` to at least `max` with ratio `factor`.
+/// With the defaults (0.5 ms, 60 s, 1.15) that is 85 buckets.
+pub fn geometric_buckets(min: f64, max: f64, factor: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut b = min;
+    // Round to 6 significant digits so the `le` labels stay readable and stable.
+    while out.last().is_none_or(|&last: &f64| last < max) && out.len() < 1000 {
+        out.push(round_sig(b, 6));
+        b *= factor;
+    }
+    out
+}
+
+fn round_sig(v: f64, digits: i32) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let mag = v.abs().log10().floor() as i32;
+    let scale = 10f64.powi(digits - 1 - mag);
+    (v * scale).round() / scale
+}
+
+/// The live path's metric families.
+#[derive(Clone)]
+pub struct ProxyMetrics {
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+    pub ttfb: HistogramVec,
+    pub quantile: GaugeVec,
+    pub quantile_upper_bound: GaugeVec,
+    pub window_samples: GaugeVec,
+    pub in_flight: IntGaugeVec,
+}
+
+impl ProxyMetrics {
+    pub fn register(registry: &Registry, buckets: Vec<f64>) -> prometheus::Result<Self> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                names::REQUESTS_TOTAL,
+                "Live requests by route, model, response status class and outcome.",
+            ),
+            &["route", "model", "code_class", "outcome"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                names::REQUEST_DURATION_SECONDS,
+                "First request byte to last response byte, for requests the upstream answered.",
+            )
+            .buckets(buckets.clone()),
+            &["route", "model"],
+        )?;
+        let ttfb = HistogramVec::new(
+            HistogramOpts::new(
+                names::TIME_TO_FIRST_BYTE_SECONDS,
+                "First request byte to the upstream's response headers.",
+            )
+            .buckets(buckets),
+            &["route", "model"],
+        )?;
+        let quantile = GaugeVec::new(
+            Opts::new(
+                names::LATENCY_QUANTILE_SECONDS,
+                "Request duration quantile over a sliding window (sketch, 1% relative error).",
+            ),
+            &["route", "model", "window", "q"],
+        )?;
+        let quantile_upper_bound = GaugeVec::new(
+            Opts::new(
+                names::LATENCY_QUANTILE_UPPER_BOUND_SECONDS,
+                "Upper confidence bound on the true latency quantile (binomial order statistic); \
+                 absent while the window has too few samples.",
+            ),
+            &["route", "model", "window", "q"],
+        )?;
+        let window_samples = GaugeVec::new(
+            Opts::new(
+                names::LATENCY_WINDOW_SAMPLES,
+                "Requests in the sliding window behind the quantile gauges.",
+            ),
+            &["route", "model", "window"],
+        )?;
+        let in_flight = IntGaugeVec::new(
+            Opts::new(names::IN_FLIGHT_REQUESTS, "Live requests being served now."),
+            &["route"],
+        )?;
+        let collectors: [Box<dyn Collector>; 7] = [
+            Box::new(requests.clone()),
+            Box::new(duration.clone()),
+            Box::new(ttfb.clone()),
+            Box::new(quantile.clone()),
+            Box::new(quantile_upper_bound.clone()),
+            Box::new(window_samples.clone()),
+            Box::new(in_flight.clone()),
+        ];
+        for c in collectors {
+            registry.register(c)?;
+        }
+        Ok(Self {
+            requests,
+            duration,
+            ttfb,
+            quantile,
+            quantile_upper_bound,
+            window_samples,
+            in_flight,
+        })
+    }
+}
+
+/// `inferwatch_build_info{version} 1` and the standard `process_*` metrics.
+pub fn register_process_and_build_info(registry: &Registry) -> prometheus::Result<()> {
+    let build = IntGaugeVec::new(
+        Opts::new(
+            names::BUILD_INFO,
+            "Build of the running inferwatch; always 1.",
+        ),
+        &["version"],
+    )?;
+    build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    registry.register(Box::new(build))?;
+    #[cfg(target_os = "linux")]
+    registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_buckets_cover_half_ms_to_minute_within_15_percent() {
+        let b = geometric_buckets(0.0005, 60.0, 1.15);
+        assert_eq!(b[0], 0.0005);
+        assert!(*b.last().unwrap() >= 60.0);
+        assert!((80..=90).contains(&b.len()), "{} buckets", b.len());
+        for w in b.windows(2) {
+            let rel = (w[1] - w[0]) / w[1];
+            assert!(rel <= 0.15 && rel > 0.0, "{w:?} relative width {rel}");
+        }
+    }
+
+    #[test]
+    fn outcome_index_matches_all() {
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(o.index(), i);
+        }
+    }
+
+    #[test]
+    fn code_classes() {
+        assert_eq!(CodeClass::from_status(204).as_str(), "2xx");
+        assert_eq!(CodeClass::from_status(503).as_str(), "5xx");
+        assert_eq!(CodeClass::from_status(99).as_str(), "none");
+    }
+}

@@ -1,1 +1,171 @@
-//! proxy (in progress)
+//! The live path: accept client connections (HTTP/1.1 and h2c), route, forward to the upstream
+//! with streamed bodies, map failures to 502/503/504/413, and account every request.
+//!
+//! Nothing here waits on anything off the live path; metric updates are atomics and one short
+//! sketch lock per request.
+
+mod body;
+mod forward;
+pub mod headers;
+pub mod route;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+pub use body::{Accounting, BoxError, RequestBody, ResponseBody};
+pub use route::{RouteStats, Router, OTHER_ROUTE};
+
+use crate::config::{Config, UpstreamProtocol};
+use crate::metrics::ProxyMetrics;
+
+/// Errors building the proxy from a (validated) config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("proxy.upstream: {0}")]
+    Upstream(String),
+}
+
+pub(crate) struct Inner {
+    client: Client<HttpConnector, RequestBody>,
+    upstream_scheme: http::uri::Scheme,
+    upstream_authority: http::uri::Authority,
+    upstream_h2: bool,
+    router: Arc<Router>,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: usize,
+    max_body: u64,
+    first_byte_timeout: Duration,
+    body_idle: Option<Duration>,
+    x_forwarded_for: bool,
+    preserve_host: bool,
+}
+
+/// The proxy, built from config; cheap to clone.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+    grace: Duration,
+}
+
+impl Proxy {
+    pub fn build(cfg: &Config, metrics: &ProxyMetrics) -> Result<Self, BuildError> {
+        let p = &cfg.proxy;
+        let uri: http::Uri = p
+            .upstream
+            .parse()
+            .map_err(|e| BuildError::Upstream(format!("{e}")))?;
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| BuildError::Upstream("no host:port".into()))?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs_f64(p.connect_timeout_secs)));
+        let upstream_h2 = p.upstream_protocol == UpstreamProtocol::H2c;
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs_f64(p.pool_idle_timeout_secs))
+            .pool_max_idle_per_host(p.pool_max_idle_per_host)
+            .http2_only(upstream_h2)
+            // The proxy sets Host itself (preserved or rewritten), so the client must not.
+            .set_host(false)
+            .build(connector);
+        let router = Arc::new(Router::new(cfg, metrics, tokio::time::Instant::now()));
+        let body_idle = (p.body_idle_timeout_secs > 0.0)
+            .then(|| Duration::from_secs_f64(p.body_idle_timeout_secs));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                upstream_scheme: uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
+                upstream_authority: authority,
+                upstream_h2,
+                router,
+                in_flight: Arc::new(AtomicUsize::new(0)),
+                max_in_flight: p.max_in_flight,
+                max_body: p.max_request_body_bytes,
+                first_byte_timeout: Duration::from_secs_f64(p.first_byte_timeout_secs),
+                body_idle,
+                x_forwarded_for: p.x_forwarded_for,
+                preserve_host: p.preserve_host,
+            }),
+            grace: Duration::from_secs_f64(p.shutdown_grace_secs),
+        })
+    }
+
+    /// The routes and their live statistics (for the admin server's /status and gauges).
+    pub fn router(&self) -> Arc<Router> {
+        self.inner.router.clone()
+    }
+
+    /// Requests in flight now, across all routes.
+    pub fn in_flight(&self) -> usize {
+        self.inner
+            .in_flight
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Serve on an already-bound listener until `shutdown` resolves; then stop accepting, let
+    /// in-flight requests finish within the grace period, and return.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new());
+        builder.http2().timer(TokioTimer::new());
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, remote) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // EMFILE and friends: back off briefly rather than spin.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let inner = self.inner.clone();
+                    let svc = service_fn(move |req| forward::handle(inner.clone(), remote, req));
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, %remote, "client connection ended with error");
+                        }
+                    });
+                }
+                _ = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        let in_flight = self.in_flight();
+        tracing::info!(
+            in_flight,
+            grace_secs = self.grace.as_secs_f64(),
+            "proxy draining"
+        );
+        tokio::select! {
+            _ = graceful.shutdown() => tracing::info!("proxy drained"),
+            _ = tokio::time::sleep(self.grace) => {
+                tracing::warn!(in_flight = self.in_flight(), "shutdown grace period over; dropping remaining connections");
+            }
+        }
+    }
+}
+
+/// Bind helper for callers that have an address rather than a listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

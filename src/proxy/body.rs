@@ -1,0 +1,314 @@
+//! Streaming body wrappers for the live path. They pass every frame through as it comes (no
+//! buffering), enforce the request size limit and the idle-between-chunks timeout, and finish the
+//! request's accounting exactly once: at end of stream, on error, or when dropped early.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use super::route::RouteStats;
+use crate::metrics::{CodeClass, Outcome};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The accounting for one admitted request. Finishing it counts the request, observes its
+/// duration where that is meaningful, and releases its in-flight slot. Dropping it unfinished
+/// means the client went away.
+pub struct Accounting {
+    stats: Arc<RouteStats>,
+    global_in_flight: Arc<AtomicUsize>,
+    start: Instant,
+    /// The upstream's status, once response headers have arrived.
+    status: Option<u16>,
+    /// Whether the request was handed to the upstream (its latency is then real, not local).
+    forwarded: bool,
+    done: bool,
+}
+
+impl Accounting {
+    /// Admit a request: counts it in flight. The caller has already checked the global limit.
+    pub fn admit(
+        stats: Arc<RouteStats>,
+        global_in_flight: Arc<AtomicUsize>,
+        start: Instant,
+    ) -> Self {
+        stats.in_flight.inc();
+        Self {
+            stats,
+            global_in_flight,
+            start,
+            status: None,
+            forwarded: false,
+            done: false,
+        }
+    }
+
+    pub fn route(&self) -> &RouteStats {
+        &self.stats
+    }
+
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    pub fn set_forwarded(&mut self) {
+        self.forwarded = true;
+    }
+
+    /// Response headers arrived from the upstream.
+    pub fn headers_received(&mut self, status: u16, now: Instant) {
+        self.status = Some(status);
+        self.stats.ttfb.observe((now - self.start).as_secs_f64());
+    }
+
+    /// Finish with an outcome. `local_status` is the status inferwatch answered with itself.
+    pub fn finish(&mut self, outcome: Outcome, local_status: Option<u16>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let now = Instant::now();
+        let class = match (local_status, self.status) {
+            (Some(s), _) | (None, Some(s)) => CodeClass::from_status(s),
+            (None, None) => CodeClass::None,
+        };
+        self.stats.count(class, outcome);
+        // Latency is the time the client waited for the upstream. Failures answered locally
+        // (overload, limits, connect errors) say nothing about the model server and would drag
+        // the quantiles down, so they are counted but not timed; a stall that ended in a
+        // timeout or a client giving up *is* tail latency and is kept.
+        let timed = self.forwarded
+            && matches!(
+                outcome,
+                Outcome::Ok
+                    | Outcome::FirstByteTimeout
+                    | Outcome::ResponseReset
+                    | Outcome::ResponseBodyTimeout
+                    | Outcome::ClientAborted
+            );
+        if timed {
+            self.stats
+                .observe_duration((now - self.start).as_secs_f64(), now);
+        }
+        self.stats.in_flight.dec();
+        self.global_in_flight.fetch_sub(1, Ordering::AcqRel);
+        if outcome != Outcome::Ok {
+            tracing::debug!(route = %self.stats.name, outcome = outcome.as_str(), "request finished");
+        }
+    }
+}
+
+impl Drop for Accounting {
+    fn drop(&mut self) {
+        self.finish(Outcome::ClientAborted, None);
+    }
+}
+
+/// Why a request body stopped early; read by the forwarder to map the upstream error.
+pub const REQ_OK: u8 = 0;
+pub const REQ_TOO_LARGE: u8 = 1;
+pub const REQ_IDLE: u8 = 2;
+pub const REQ_BROKEN: u8 = 3;
+
+#[derive(Debug)]
+struct ProxyBodyError(&'static str);
+impl std::fmt::Display for ProxyBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+impl std::error::Error for ProxyBodyError {}
+
+/// Resettable idle timer: armed when the inner body is pending, reset by every frame.
+struct Idle {
+    after: Option<Duration>,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Idle {
+    fn new(after: Option<Duration>) -> Self {
+        Self { after, sleep: None }
+    }
+    fn reset(&mut self) {
+        if let (Some(after), Some(s)) = (self.after, self.sleep.as_mut()) {
+            s.as_mut().reset(Instant::now() + after);
+        }
+    }
+    /// Called when the inner body is pending: true once the body has been idle too long.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(after) = self.after else {
+            return false;
+        };
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+        sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
+/// The client's request body on its way upstream: streamed, size-limited, idle-limited.
+pub struct RequestBody {
+    inner: Incoming,
+    seen: u64,
+    max: u64,
+    idle: Idle,
+    state: Arc<AtomicU8>,
+}
+
+impl RequestBody {
+    pub fn new(inner: Incoming, max: u64, idle: Option<Duration>, state: Arc<AtomicU8>) -> Self {
+        Self {
+            inner,
+            seen: 0,
+            max,
+            idle: Idle::new(idle),
+            state,
+        }
+    }
+
+    fn fail(
+        &mut self,
+        code: u8,
+        msg: &'static str,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.state.store(code, Ordering::Release);
+        Poll::Ready(Some(Err(Box::new(ProxyBodyError(msg)))))
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if this.seen > this.max {
+                        return this
+                            .fail(REQ_TOO_LARGE, "request body over max_request_body_bytes");
+                    }
+                }
+                this.idle.reset();
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.state.store(REQ_BROKEN, Ordering::Release);
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.idle.expired(cx) {
+                    return this.fail(REQ_IDLE, "request body idle timeout");
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The upstream's response body on its way to the client: streamed frame by frame, with the
+/// idle timeout, finishing the accounting when it ends, breaks or is dropped.
+pub struct ResponseBody {
+    inner: Incoming,
+    idle: Idle,
+    acct: Option<Accounting>,
+}
+
+impl ResponseBody {
+    pub fn new(inner: Incoming, idle: Option<Duration>, mut acct: Accounting) -> Self {
+        // A body that is already complete (HEAD, 204, 304, Content-Length: 0) may never be
+        // polled by the server, so finish now rather than counting it as aborted on drop.
+        let acct = if inner.is_end_stream() {
+            acct.finish(Outcome::Ok, None);
+            None
+        } else {
+            Some(acct)
+        };
+        Self {
+            inner,
+            idle: Idle::new(idle),
+            acct,
+        }
+    }
+
+    fn finish(&mut self, outcome: Outcome) {
+        if let Some(mut a) = self.acct.take() {
+            a.finish(outcome, None);
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.idle.reset();
+                if this.inner.is_end_stream() {
+                    this.finish(Outcome::Ok);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(a) = &this.acct {
+                    tracing::warn!(route = %a.route().name, outcome = Outcome::ResponseReset.as_str(), error = %e, "upstream response broke off after headers; resetting client");
+                }
+                this.finish(Outcome::ResponseReset);
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(None) => {
+                this.finish(Outcome::Ok);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if this.acct.is_some() && this.idle.expired(cx) {
+                    if let Some(a) = &this.acct {
+                        tracing::warn!(route = %a.route().name, outcome = Outcome::ResponseBodyTimeout.as_str(), "upstream response body idle too long; resetting client");
+                    }
+                    this.finish(Outcome::ResponseBodyTimeout);
+                    return Poll::Ready(Some(Err(Box::new(ProxyBodyError(
+                        "response body idle timeout",
+                    )))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,210 @@
+//! One live request: admission, routing, the upstream call and the mapping of every failure
+//! to a status, an `outcome` label, a log line and the `x-inferwatch-error` header.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::body::{self, Accounting, RequestBody, ResponseBody};
+use super::headers::{append_forwarded_for, strip_hop_by_hop};
+use super::Inner;
+use crate::metrics::{CodeClass, Outcome};
+
+pub type ProxyResponse = Response<Either<ResponseBody, Full<Bytes>>>;
+
+/// Response header that names why inferwatch answered instead of the upstream.
+pub const ERROR_HEADER: &str = "x-inferwatch-error";
+
+pub(crate) async fn handle(
+    inner: Arc<Inner>,
+    remote: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<ProxyResponse, Infallible> {
+    let start = Instant::now();
+    let stats = inner.router.route(req.uri().path()).clone();
+
+    // Admission: the limit is checked and taken in one atomic step, so a burst cannot overshoot.
+    let prev = inner.in_flight.fetch_add(1, Ordering::AcqRel);
+    if prev >= inner.max_in_flight {
+        inner.in_flight.fetch_sub(1, Ordering::AcqRel);
+        stats.count(CodeClass::C5xx, Outcome::Overloaded);
+        tracing::warn!(route = %stats.name, outcome = Outcome::Overloaded.as_str(), max_in_flight = inner.max_in_flight, "rejecting request: too many in flight");
+        return Ok(local_error(
+            Outcome::Overloaded,
+            "too many requests in flight",
+        ));
+    }
+    let mut acct = Accounting::admit(stats, inner.in_flight.clone(), start);
+
+    let (mut parts, body) = req.into_parts();
+    let declared_len = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > inner.max_body) {
+        return Ok(fail(
+            &mut acct,
+            Outcome::BodyTooLarge,
+            "content-length over max_request_body_bytes",
+        ));
+    }
+
+    // Target URI: the upstream's scheme and authority, the client's path and query.
+    let original_authority = parts.uri.authority().cloned();
+    let mut uri_parts = http::uri::Parts::default();
+    uri_parts.scheme = Some(inner.upstream_scheme.clone());
+    uri_parts.authority = Some(inner.upstream_authority.clone());
+    uri_parts.path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .or_else(|| Some(http::uri::PathAndQuery::from_static("/")));
+    parts.uri = match Uri::from_parts(uri_parts) {
+        Ok(u) => u,
+        Err(_) => {
+            return Ok(fail(
+                &mut acct,
+                Outcome::RequestBodyError,
+                "bad request target",
+            ))
+        }
+    };
+
+    strip_hop_by_hop(&mut parts.headers, inner.upstream_h2);
+    if inner.preserve_host {
+        // HTTP/2 clients carry the host in :authority; an HTTP/1.1 upstream needs it as Host.
+        if !parts.headers.contains_key(header::HOST) {
+            if let Some(v) = original_authority
+                .as_ref()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                parts.headers.insert(header::HOST, v);
+            }
+        }
+    } else if let Ok(v) = HeaderValue::from_str(inner.upstream_authority.as_str()) {
+        parts.headers.insert(header::HOST, v);
+    }
+    if inner.upstream_h2 {
+        // HTTP/2 forbids a Host that disagrees with :authority being relied on; h2 takes
+        // the authority from the URI, so drop the header to avoid sending both.
+        parts.headers.remove(header::HOST);
+    }
+    if !parts.headers.contains_key(header::HOST) && !inner.upstream_h2 {
+        if let Ok(v) = HeaderValue::from_str(inner.upstream_authority.as_str()) {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
+    if inner.x_forwarded_for {
+        append_forwarded_for(&mut parts.headers, remote.ip());
+    }
+    parts.version = if inner.upstream_h2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+
+    let body_state = Arc::new(AtomicU8::new(body::REQ_OK));
+    let upstream_req = Request::from_parts(
+        parts,
+        RequestBody::new(body, inner.max_body, inner.body_idle, body_state.clone()),
+    );
+    acct.set_forwarded();
+
+    let result =
+        tokio::time::timeout(inner.first_byte_timeout, inner.client.request(upstream_req)).await;
+    match result {
+        Err(_) => Ok(fail(
+            &mut acct,
+            Outcome::FirstByteTimeout,
+            "no response headers within first_byte_timeout_secs",
+        )),
+        Ok(Err(e)) => {
+            let outcome = match body_state.load(Ordering::Acquire) {
+                body::REQ_TOO_LARGE => Outcome::BodyTooLarge,
+                body::REQ_IDLE => Outcome::RequestBodyTimeout,
+                body::REQ_BROKEN => Outcome::RequestBodyError,
+                _ if e.is_connect() && is_timeout(&e) => Outcome::ConnectTimeout,
+                _ if e.is_connect() => Outcome::ConnectError,
+                _ => Outcome::UpstreamReset,
+            };
+            let reason = error_chain(&e);
+            Ok(fail(&mut acct, outcome, &reason))
+        }
+        Ok(Ok(resp)) => {
+            let status = resp.status().as_u16();
+            acct.headers_received(status, Instant::now());
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers, false);
+            let body = ResponseBody::new(body, inner.body_idle, acct);
+            Ok(Response::from_parts(parts, Either::Left(body)))
+        }
+    }
+}
+
+/// Finish the request with a local error response, logging the reason once.
+fn fail(acct: &mut Accounting, outcome: Outcome, reason: &str) -> ProxyResponse {
+    let status = outcome.local_status().unwrap_or(502);
+    // Client-side problems are the client's business; upstream problems are the operator's.
+    match outcome {
+        Outcome::BodyTooLarge | Outcome::RequestBodyTimeout | Outcome::RequestBodyError => {
+            tracing::info!(route = %acct.route().name, outcome = outcome.as_str(), status, reason, "rejected request")
+        }
+        _ => {
+            tracing::warn!(route = %acct.route().name, outcome = outcome.as_str(), status, reason, "upstream request failed")
+        }
+    }
+    acct.finish(outcome, Some(status));
+    local_error(outcome, reason)
+}
+
+fn local_error(outcome: Outcome, reason: &str) -> ProxyResponse {
+    let status = outcome.local_status().unwrap_or(502);
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(format!(
+        "inferwatch: {}: {reason}\n",
+        outcome.as_str()
+    )))));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let h = resp.headers_mut();
+    h.insert(ERROR_HEADER, HeaderValue::from_static(outcome.as_str()));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if outcome == Outcome::Overloaded {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(err) = cur {
+        out.push_str(": ");
+        out.push_str(&err.to_string());
+        cur = err.source();
+    }
+    out
+}

@@ -1,0 +1,126 @@
+//! Routes: first-match path-prefix routing to a fixed set of route names, and each route's
+//! pre-resolved metric handles and latency sketch, so per-request accounting is a few atomic
+//! operations and one short lock.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use prometheus::{Histogram, IntCounter, IntGauge};
+use tokio::time::Instant;
+
+use crate::config::{Config, Protocol};
+use crate::latency::WindowedSketch;
+use crate::metrics::{CodeClass, Outcome, ProxyMetrics};
+
+/// The route name for traffic no configured route matches.
+pub const OTHER_ROUTE: &str = "other";
+
+/// Per-route state: label values, metric handles, the windowed latency sketch.
+pub struct RouteStats {
+    pub name: String,
+    pub model: String,
+    pub protocol: Protocol,
+    pub duration: Histogram,
+    pub ttfb: Histogram,
+    pub in_flight: IntGauge,
+    pub sketch: WindowedSketch,
+    // Counters are resolved on first use, so only the (code_class, outcome) pairs that happen
+    // appear in /metrics, and after that each count is one atomic add.
+    counters: Vec<OnceLock<IntCounter>>,
+    metrics: ProxyMetrics,
+}
+
+impl RouteStats {
+    fn new(
+        name: &str,
+        model: &str,
+        protocol: Protocol,
+        metrics: &ProxyMetrics,
+        cfg: &Config,
+        start: Instant,
+    ) -> Self {
+        let lat = &cfg.latency;
+        let max_window = lat.windows_secs.iter().copied().max().unwrap_or(60);
+        Self {
+            name: name.to_string(),
+            model: model.to_string(),
+            protocol,
+            duration: metrics.duration.with_label_values(&[name, model]),
+            ttfb: metrics.ttfb.with_label_values(&[name, model]),
+            in_flight: metrics.in_flight.with_label_values(&[name]),
+            sketch: WindowedSketch::new(
+                Duration::from_secs(lat.slot_secs.max(1)),
+                Duration::from_secs(max_window),
+                lat.relative_accuracy,
+                start,
+            ),
+            counters: (0..CodeClass::COUNT * Outcome::ALL.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+            metrics: metrics.clone(),
+        }
+    }
+
+    /// Count one finished request.
+    pub fn count(&self, class: CodeClass, outcome: Outcome) {
+        let slot = class.index() * Outcome::ALL.len() + outcome.index();
+        self.counters[slot]
+            .get_or_init(|| {
+                self.metrics.requests.with_label_values(&[
+                    &self.name,
+                    &self.model,
+                    class.as_str(),
+                    outcome.as_str(),
+                ])
+            })
+            .inc();
+    }
+
+    /// Record one request's total duration in the histogram and the sliding-window sketch.
+    pub fn observe_duration(&self, secs: f64, now: Instant) {
+        self.duration.observe(secs);
+        self.sketch.record(secs, now);
+    }
+}
+
+/// First-match path-prefix router over the configured routes, with `other` last.
+pub struct Router {
+    prefixes: Vec<String>,
+    stats: Vec<Arc<RouteStats>>,
+}
+
+impl Router {
+    pub fn new(cfg: &Config, metrics: &ProxyMetrics, start: Instant) -> Self {
+        let mut prefixes = Vec::new();
+        let mut stats = Vec::new();
+        for r in &cfg.proxy.routes {
+            prefixes.push(r.path_prefix.clone());
+            stats.push(Arc::new(RouteStats::new(
+                &r.name, &r.model, r.protocol, metrics, cfg, start,
+            )));
+        }
+        stats.push(Arc::new(RouteStats::new(
+            OTHER_ROUTE,
+            "unknown",
+            Protocol::Opaque,
+            metrics,
+            cfg,
+            start,
+        )));
+        Self { prefixes, stats }
+    }
+
+    pub fn route(&self, path: &str) -> &Arc<RouteStats> {
+        let idx = self
+            .prefixes
+            .iter()
+            .position(|p| path.starts_with(p.as_str()))
+            .unwrap_or(self.prefixes.len());
+        &self.stats[idx]
+    }
+
+    /// All routes, `other` last.
+    pub fn all(&self) -> &[Arc<RouteStats>] {
+        &self.stats
+    }
+}

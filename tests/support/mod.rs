@@ -1,0 +1,294 @@
+//! Shared integration-test harness: start a real upstream HTTP server and a real sidecar on
+//! `127.0.0.1:0`, send traffic with a real hyper client, scrape `/metrics` and match samples.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use inferwatch::app::App;
+use inferwatch::config::{Config, RouteConfig};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Retry an async condition until it holds or the timeout passes (default 5 s).
+#[macro_export]
+macro_rules! assert_eventually {
+    ($cond:expr) => {
+        $crate::assert_eventually!($cond, std::time::Duration::from_secs(5))
+    };
+    ($cond:expr, $timeout:expr) => {{
+        let deadline = tokio::time::Instant::now() + $timeout;
+        loop {
+            if $cond {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("condition never held: {}", stringify!($cond));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }};
+}
+
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|e| match e {}).boxed()
+}
+
+/// A real upstream HTTP server (HTTP/1.1 and h2c) on 127.0.0.1:0 running `handler`.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Upstream {
+    pub async fn start<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, handler)
+    }
+
+    pub fn serve<F, Fut>(listener: TcpListener, handler: F) -> Self
+    where
+        F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        let addr = listener.local_addr().unwrap();
+        let handler = Arc::new(handler);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let h = handler.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let h = h.clone();
+                        async move { Ok::<_, Infallible>(h(req).await) }
+                    });
+                    let mut b = auto::Builder::new(TokioExecutor::new());
+                    b.http1().timer(TokioTimer::new());
+                    let _ = b.serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Self { addr, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The sidecar under test, in-process, on 127.0.0.1:0 for both listeners.
+pub struct Sidecar {
+    pub proxy_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// A config pointing at `upstream`, both listeners on 127.0.0.1:0, one `infer` route.
+pub fn test_config(upstream: &str) -> Config {
+    let mut cfg = Config::default();
+    cfg.proxy.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.admin.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.proxy.upstream = upstream.to_string();
+    cfg.proxy.routes = vec![RouteConfig {
+        name: "infer".into(),
+        path_prefix: "/v2/models/".into(),
+        model: "m".into(),
+        ..RouteConfig::default()
+    }];
+    cfg
+}
+
+impl Sidecar {
+    pub async fn start(cfg: Config) -> Self {
+        let app = App::build(cfg).expect("build sidecar");
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_addr = proxy.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(app.serve(proxy, admin, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            proxy_addr,
+            admin_addr,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.proxy_addr, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin_addr, path)
+    }
+
+    /// GET /metrics, parsed.
+    pub async fn scrape(&self) -> Scrape {
+        let (status, body) = get(&self.admin_url("/metrics")).await;
+        assert_eq!(status, 200, "scrape failed: {body}");
+        Scrape::parse(&body)
+    }
+
+    pub async fn scrape_text(&self) -> String {
+        get(&self.admin_url("/metrics")).await.1
+    }
+
+    /// Ask for shutdown and wait until the sidecar has drained.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), t)
+                .await
+                .expect("sidecar drained in time")
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+pub fn client() -> Client<HttpConnector, Body> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+pub fn h2_client() -> Client<HttpConnector, Body> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
+}
+
+/// GET a URL, returning status and body text.
+pub async fn get(url: &str) -> (u16, String) {
+    let resp = client()
+        .request(Request::get(url).body(full("")).unwrap())
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// One sample of a scrape.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// A parsed Prometheus text exposition.
+#[derive(Debug, Clone)]
+pub struct Scrape {
+    pub samples: Vec<Sample>,
+}
+
+impl Scrape {
+    pub fn parse(text: &str) -> Self {
+        let mut samples = Vec::new();
+        for line in text.lines() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let (head, value) = line.rsplit_once(' ').expect("sample line");
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v.parse().expect("sample value"),
+            };
+            let (name, labels) = match head.split_once('{') {
+                None => (head.to_string(), BTreeMap::new()),
+                Some((n, rest)) => {
+                    let rest = rest.trim_end_matches('}');
+                    let mut labels = BTreeMap::new();
+                    // Label values in our output never contain `",` so a simple split is enough.
+                    for kv in rest.split("\",") {
+                        if kv.is_empty() {
+                            continue;
+                        }
+                        let (k, v) = kv.split_once("=\"").expect("label");
+                        labels.insert(k.to_string(), v.trim_end_matches('"').to_string());
+                    }
+                    (n.to_string(), labels)
+                }
+            };
+            samples.push(Sample {
+                name,
+                labels,
+                value,
+            });
+        }
+        Self { samples }
+    }
+
+    fn matching<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.samples.iter().filter(move |s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+    }
+
+    /// The one sample with this name whose labels include `labels`; panics if several match.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let found: Vec<_> = self.matching(name, labels).collect();
+        assert!(
+            found.len() <= 1,
+            "{name}{labels:?} matches {} samples",
+            found.len()
+        );
+        found.first().map(|s| s.value)
+    }
+
+    /// Sum over every sample with this name whose labels include `labels` (0 if none).
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.matching(name, labels).map(|s| s.value).sum()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.samples.iter().any(|s| s.name == name)
+    }
+}
