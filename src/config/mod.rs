@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 mod load;
-pub use load::{load, load_str, ConfigError, ConfigErrors};
+pub use load::{load, load_str, load_with_env, validate, ConfigError, ConfigErrors};
 
 /// The whole config file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -133,6 +133,7 @@ pub enum Protocol {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AdminConfig {
+    /// Where the admin server listens; must not overlap `proxy.listen` (port 0 never conflicts).
     pub listen: SocketAddr,
     /// Scrapes encoded at once; more get 503 so a scrape storm cannot eat the proxy's CPU.
     pub max_concurrent_scrapes: usize,
@@ -155,8 +156,11 @@ pub struct LatencyConfig {
     /// Explicit histogram bucket upper bounds in seconds. Empty = geometric buckets from
     /// `bucket_min_secs` to `bucket_max_secs` with ratio `bucket_factor`.
     pub buckets: Vec<f64>,
+    /// Smallest geometric bucket bound, in seconds (> 0).
     pub bucket_min_secs: f64,
+    /// Largest geometric bucket bound, in seconds (> `bucket_min_secs`).
     pub bucket_max_secs: f64,
+    /// Ratio between consecutive geometric bounds (> 1); at most 500 buckets may result.
     pub bucket_factor: f64,
     /// Sliding windows for quantiles, in seconds; each a multiple of `slot_secs`.
     pub windows_secs: Vec<u64>,
@@ -193,6 +197,7 @@ impl Default for LatencyConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct LogConfig {
+    /// `text` (default) or `json` log lines.
     pub format: LogFormat,
     /// A tracing filter directive (`info`, `inferwatch=debug,hyper=warn`); `RUST_LOG` wins if set.
     pub level: String,

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Live-path overhead: wrk over loopback against the same upstream (nginx returning a 1 KiB JSON
+# body) directly, through inferwatch, and through nginx as a plain reverse proxy with the same
+# worker count. Prints throughput and latency, the ratios inferwatch/direct and inferwatch/nginx,
+# the p99 added at half of inferwatch's max throughput, and inferwatch's RSS idle and peak.
+#
+#   bench/proxy.sh [--duration SECS] [--connections N] [--workers N]
+#
+# Needs nginx and wrk (scripts/install-peers.sh --bench). Everything binds 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=10
+CONNS=32
+WORKERS=$(nproc)
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --connections) CONNS=$2; shift 2 ;;
+    --workers) WORKERS=$2; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+for tool in nginx wrk; do
+  command -v "$tool" >/dev/null || { echo "bench/proxy.sh: $tool missing; run scripts/install-peers.sh --bench" >&2; exit 1; }
+done
+
+cargo build --release --locked --quiet
+BIN=target/release/inferwatch
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+UP=$(free_port); IW=$(free_port); ADM=$(free_port); NGX=$(free_port)
+BODY=$(python3 -c 'import json; print(json.dumps({"model_name":"m","outputs":[{"name":"probs","datatype":"FP32","shape":[1,64],"data":[round(i/64,6) for i in range(64)]}]}).replace("\"","\\\""))')
+
+common="daemon off; error_log $WORK/nginx-error.log warn; pid PIDFILE;
+events { worker_connections 4096; }"
+cat > "$WORK/upstream.conf" <<CONF
+worker_processes 1;
+${common//PIDFILE/$WORK/up.pid}
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP; location / { default_type application/json; return 200 "$BODY"; } } }
+CONF
+cat > "$WORK/nginx-proxy.conf" <<CONF
+worker_processes $WORKERS;
+${common//PIDFILE/$WORK/px.pid}
+http { access_log off; keepalive_requests 1000000;
+  upstream model { server 127.0.0.1:$UP; keepalive 256; }
+  server { listen 127.0.0.1:$NGX;
+    location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; } } }
+CONF
+cat > "$WORK/inferwatch.toml" <<CONF
+[proxy]
+listen = "127.0.0.1:$IW"
+upstream = "http://127.0.0.1:$UP"
+[[proxy.routes]]
+name = "infer"
+path_prefix = "/v2/models/"
+protocol = "kserve_v2"
+[admin]
+listen = "127.0.0.1:$ADM"
+[log]
+level = "warn"
+CONF
+
+nginx -c "$WORK/upstream.conf" -p "$WORK" & PIDS+=($!)
+nginx -c "$WORK/nginx-proxy.conf" -p "$WORK" & PIDS+=($!)
+TOKIO_WORKER_THREADS=$WORKERS "$BIN" run --config "$WORK/inferwatch.toml" 2>"$WORK/inferwatch.log" & IWPID=$!; PIDS+=($IWPID)
+for p in $UP $IW $NGX $ADM; do
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done
+done
+rss_kb() { awk -v k="$1" '$1==k":" {print $2}' "/proc/$IWPID/status"; }
+IDLE_RSS=$(rss_kb VmRSS)
+
+PATH_URL=/v2/models/m/infer
+# wrk's Lua hook: a fixed delay per connection paces an approximate open rate.
+pace() { # rate connections -> lua file
+  local ms; ms=$(python3 -c "print(max(1, round($2 * 1000 / $1)))")
+  echo "function delay() return $ms end" > "$WORK/pace.lua"; echo "$WORK/pace.lua"
+}
+run_wrk() { # name port [lua] -> "rps p50 p90 p99" (ms)
+  local args=(-t2 -c"$CONNS" -d"${DURATION}s" --latency)
+  [[ -n "${3:-}" ]] && args=(-t2 -c"$4" -d"${DURATION}s" --latency -s "$3")
+  wrk "${args[@]}" "http://127.0.0.1:$2$PATH_URL" > "$WORK/$1.wrk"
+  python3 - "$WORK/$1.wrk" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def ms(s):
+    v, u = re.match(r"([\d.]+)(us|ms|s)", s).groups()
+    return float(v) * {"us": 1e-3, "ms": 1, "s": 1e3}[u]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+pct = {m.group(1): ms(m.group(2)) for m in re.finditer(r"^\s+(\d+)%\s+(\S+)", t, re.M)}
+errs = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+print(f"{rps:.0f} {pct['50']:.3f} {pct['90']:.3f} {pct['99']:.3f} {errs.group(1) if errs else 0}")
+PY
+}
+
+echo "== max throughput: wrk -t2 -c$CONNS -d${DURATION}s, $WORKERS worker(s) each, $(nproc) cores =="
+printf "%-11s %10s %9s %9s %9s %6s\n" target req/s p50_ms p90_ms p99_ms non2xx
+declare -A R
+for t in direct:$UP inferwatch:$IW nginx:$NGX; do
+  name=${t%%:*}; port=${t##*:}
+  R[$name]=$(run_wrk "$name" "$port")
+  printf "%-11s %10s %9s %9s %9s %6s\n" "$name" ${R[$name]}
+done
+PEAK_RSS=$(rss_kb VmHWM)
+
+read -r IW_RPS _ _ _ _ <<<"${R[inferwatch]}"
+read -r D_RPS _ _ _ _ <<<"${R[direct]}"
+read -r N_RPS _ _ _ _ <<<"${R[nginx]}"
+HALF=$((IW_RPS / 2)); PC=64
+echo
+echo "== paced at ~half of inferwatch's max ($HALF req/s target, $PC connections) =="
+printf "%-11s %10s %9s %9s %9s %6s\n" target req/s p50_ms p90_ms p99_ms non2xx
+LUA=$(pace "$HALF" "$PC")
+declare -A H
+for t in direct:$UP inferwatch:$IW nginx:$NGX; do
+  name=${t%%:*}; port=${t##*:}
+  H[$name]=$(run_wrk "half-$name" "$port" "$LUA" "$PC")
+  printf "%-11s %10s %9s %9s %9s %6s\n" "$name" ${H[$name]}
+done
+read -r _ _ _ HD99 _ <<<"${H[direct]}"
+read -r _ _ _ HI99 _ <<<"${H[inferwatch]}"
+read -r _ _ _ HN99 _ <<<"${H[nginx]}"
+PEAK_RSS=$(rss_kb VmHWM)
+
+echo
+python3 - <<PY
+iw, d, n = $IW_RPS, $D_RPS, $N_RPS
+print(f"throughput inferwatch/direct = {iw/d:.3f}   inferwatch/nginx = {iw/n:.3f}   (goal: >= 1.0 vs nginx)")
+print(f"p99 added at ~half load: inferwatch {($HI99-$HD99):.3f} ms, nginx {($HN99-$HD99):.3f} ms   (goal: inferwatch < 0.3 ms)")
+print(f"inferwatch RSS: idle {$IDLE_RSS/1024:.1f} MiB, peak {$PEAK_RSS/1024:.1f} MiB   (goals: < 20 MiB idle, < 64 MiB under load)")
+PY
+REQS=$(curl -s "http://127.0.0.1:$ADM/metrics" | awk '/^inferwatch_requests_total/ {s+=$2} END {print s+0}')
+echo "inferwatch counted $REQS requests"
