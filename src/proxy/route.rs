@@ -76,6 +76,27 @@ impl RouteStats {
             .inc();
     }
 
+    /// Requests finished on this route so far: `(total, failed)`, where failed means a 5xx
+    /// answer or any outcome other than `ok`. Read by samplers off the live path.
+    pub fn totals(&self) -> (u64, u64) {
+        let mut total = 0;
+        let mut failed = 0;
+        for class in 0..CodeClass::COUNT {
+            for outcome in Outcome::ALL {
+                let Some(c) = self.counters[class * Outcome::ALL.len() + outcome.index()].get()
+                else {
+                    continue;
+                };
+                let n = c.get();
+                total += n;
+                if outcome != Outcome::Ok || class == CodeClass::C5xx.index() {
+                    failed += n;
+                }
+            }
+        }
+        (total, failed)
+    }
+
     /// Record one request's total duration in the histogram and the sliding-window sketch.
     pub fn observe_duration(&self, secs: f64, now: Instant) {
         self.duration.observe(secs);
