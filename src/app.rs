@@ -13,8 +13,10 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::admin::{self, AdminState};
 use crate::config::Config;
+use crate::energy::EnergySampler;
 use crate::metrics::{self, geometric_buckets, names, LatencyExporter, ProxyMetrics};
 use crate::proxy::{self, Proxy};
+use crate::system::{ModelServer, SystemSampler};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -35,6 +37,8 @@ pub struct App {
     cfg: Config,
     proxy: Proxy,
     admin: Arc<AdminState>,
+    energy: Option<EnergySampler>,
+    system: Option<SystemSampler>,
 }
 
 impl App {
@@ -56,6 +60,14 @@ impl App {
         )?;
         registry.register(Box::new(scrapes_rejected.clone()))?;
         let latency = LatencyExporter::new(proxy.router(), proxy_metrics, &cfg.latency);
+        // Samplers off the live path: they read the routes' counters, the proxy never waits.
+        let model_server = cfg.system.names_a_process().then(ModelServer::default);
+        let system = SystemSampler::build(
+            &cfg.system,
+            &registry,
+            model_server.clone().unwrap_or_default(),
+        )?;
+        let energy = EnergySampler::build(&cfg.energy, &registry, proxy.router(), model_server)?;
         let status_proxy = proxy.clone();
         let upstream = cfg.proxy.upstream.clone();
         let admin = Arc::new(AdminState {
@@ -72,7 +84,13 @@ impl App {
                 })
             }),
         });
-        Ok(Self { cfg, proxy, admin })
+        Ok(Self {
+            cfg,
+            proxy,
+            admin,
+            energy,
+            system,
+        })
     }
 
     pub fn registry(&self) -> &Registry {
@@ -119,6 +137,14 @@ impl App {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        let (samplers_stop_tx, samplers_stop_rx) = watch::channel(false);
+        let mut samplers = Vec::new();
+        if let Some(s) = self.energy {
+            samplers.push(tokio::spawn(s.run(samplers_stop_rx.clone())));
+        }
+        if let Some(s) = self.system {
+            samplers.push(tokio::spawn(s.run(samplers_stop_rx)));
+        }
         let (admin_stop_tx, mut admin_stop_rx) = watch::channel(false);
         let admin_task = tokio::spawn(admin::serve(
             self.admin.clone(),
@@ -143,6 +169,10 @@ impl App {
                 tracing::info!("shutdown requested");
             })
             .await;
+        let _ = samplers_stop_tx.send(true);
+        for s in samplers {
+            let _ = s.await;
+        }
         let _ = admin_stop_tx.send(true);
         let _ = admin_task.await;
         tracing::info!("inferwatch stopped");

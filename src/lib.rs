@@ -6,6 +6,8 @@
 //! - [`metrics`]: the metric catalogue and the one `prometheus::Registry` passed down.
 //! - [`latency`]: windowed quantile sketches and their confidence upper bounds.
 //! - [`proxy`]: the live path: listener, forwarding, limits, timeouts, error mapping, shutdown.
+//! - [`energy`]: energy sources (NVML, RAPL, a labelled estimate) and joules per inference.
+//! - [`system`]: the model server process's and the host's footprint (sysinfo).
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener.
 //! - [`app`]: builds the running sidecar from a config and serves it until shutdown.
 #![forbid(unsafe_code)]
@@ -13,7 +15,9 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod energy;
 pub mod latency;
 pub mod metrics;
 pub mod proxy;
+pub mod system;
 pub mod telemetry;

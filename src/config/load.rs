@@ -15,6 +15,7 @@
 //! Order of the report: unknown keys, then type errors (each sorted by key path), then semantic
 //! errors in the order of the config's fields.
 
+mod energy;
 mod tree;
 mod validate;
 

@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
+mod energy;
 mod load;
+pub use energy::{EnergyConfig, SourceMode, SystemConfig};
 pub use load::{load, load_str, load_with_env, validate, ConfigError, ConfigErrors};
 
 /// The whole config file.
@@ -18,6 +20,8 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub admin: AdminConfig,
     pub latency: LatencyConfig,
+    pub energy: EnergyConfig,
+    pub system: SystemConfig,
     pub log: LogConfig,
 }
 

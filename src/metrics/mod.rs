@@ -27,6 +27,34 @@ pub mod names {
     pub const IN_FLIGHT_REQUESTS: &str = "inferwatch_in_flight_requests";
     pub const BUILD_INFO: &str = "inferwatch_build_info";
     pub const SCRAPES_REJECTED_TOTAL: &str = "inferwatch_scrapes_rejected_total";
+
+    // Energy (src/energy/): every family the sources feed carries a `source` label
+    // (nvml, rapl, estimate), so an estimate can never pass for a measurement.
+    pub const ENERGY_SOURCE_UP: &str = "inferwatch_energy_source_up";
+    pub const ENERGY_JOULES_TOTAL: &str = "inferwatch_energy_joules_total";
+    pub const ENERGY_POWER_WATTS: &str = "inferwatch_energy_power_watts";
+    pub const ENERGY_IDLE_POWER_WATTS: &str = "inferwatch_energy_idle_power_watts";
+    pub const ENERGY_ATTRIBUTED_JOULES_TOTAL: &str = "inferwatch_energy_attributed_joules_total";
+    pub const ENERGY_PER_INFERENCE_JOULES: &str = "inferwatch_energy_per_inference_joules";
+    // Joules per output token is added with the OpenAI adapter (see src/energy/attribution.rs).
+    pub const GPU_ENERGY_JOULES_TOTAL: &str = "inferwatch_gpu_energy_joules_total";
+    pub const GPU_POWER_WATTS: &str = "inferwatch_gpu_power_watts";
+    pub const GPU_UTILIZATION_RATIO: &str = "inferwatch_gpu_utilization_ratio";
+    pub const GPU_MEMORY_USED_BYTES: &str = "inferwatch_gpu_memory_used_bytes";
+    pub const GPU_MODEL_SERVER_UTILIZATION_RATIO: &str =
+        "inferwatch_gpu_model_server_utilization_ratio";
+    pub const CPU_ENERGY_JOULES_TOTAL: &str = "inferwatch_cpu_energy_joules_total";
+
+    // The model server process and the host (src/system.rs).
+    pub const MODEL_SERVER_UP: &str = "inferwatch_model_server_up";
+    pub const MODEL_SERVER_PROCESSES: &str = "inferwatch_model_server_processes";
+    pub const MODEL_SERVER_CPU_SECONDS_TOTAL: &str = "inferwatch_model_server_cpu_seconds_total";
+    pub const MODEL_SERVER_RESIDENT_MEMORY_BYTES: &str =
+        "inferwatch_model_server_resident_memory_bytes";
+    pub const MODEL_SERVER_THREADS: &str = "inferwatch_model_server_threads";
+    pub const HOST_CPU_UTILIZATION_RATIO: &str = "inferwatch_host_cpu_utilization_ratio";
+    pub const HOST_MEMORY_USED_BYTES: &str = "inferwatch_host_memory_used_bytes";
+    pub const HOST_MEMORY_TOTAL_BYTES: &str = "inferwatch_host_memory_total_bytes";
 }
 
 /// How a live request ended. One closed set, used as the `outcome` label, in the

@@ -40,25 +40,26 @@ pub(crate) fn validate_skipping(config: &Config, skip: &[String]) -> Vec<ConfigE
         );
     }
     latency(&mut v, &config.latency);
+    super::energy::validate(&mut v, &config.energy, &config.system);
     log(&mut v, &config.log);
     v.errors
 }
 
-struct Validator<'a> {
+pub(super) struct Validator<'a> {
     skip: &'a [String],
     errors: Vec<ConfigError>,
 }
 
 impl Validator<'_> {
     /// True when none of `paths` is at, above or below a skipped key.
-    fn clean(&self, paths: &[&str]) -> bool {
+    pub(super) fn clean(&self, paths: &[&str]) -> bool {
         paths
             .iter()
             .all(|p| !self.skip.iter().any(|s| within(s, p) || within(p, s)))
     }
 
     /// Records a problem at `path`, unless that path is skipped.
-    fn report(&mut self, path: &str, message: String) {
+    pub(super) fn report(&mut self, path: &str, message: String) {
         if self.clean(&[path]) {
             self.errors.push(ConfigError {
                 path: path.to_string(),
@@ -67,7 +68,7 @@ impl Validator<'_> {
         }
     }
 
-    fn check(&mut self, path: &str, problem: Option<String>) {
+    pub(super) fn check(&mut self, path: &str, problem: Option<String>) {
         if let Some(message) = problem {
             self.report(path, message);
         }
