@@ -139,6 +139,39 @@ fn expected(name: &str) -> Vec<&'static str> {
             "latency.quantiles[1]: must be between 0 and 1 (exclusive), got 1.5",
             "log.level: invalid filter directive \"info,inferwatch=loud\": error parsing level filter: expected one of \"off\", \"error\", \"warn\", \"info\", \"debug\", \"trace\", or a number 0-5",
         ],
+        "invalid_energy.toml" => vec![
+            "energy.nvml_devices[2]: duplicate device \"0\" (first at energy.nvml_devices[0])",
+            "energy.nvml_devices[3]: MIG instance \"MIG-1234\" cannot be named: it shares its GPU's energy counter, name the GPU instead",
+            "energy.nvml_devices[4]: invalid device \"\", expected an index such as \"0\" or a UUID such as \"GPU-8f6b2c1e\"",
+            "energy.nvml_devices[5]: invalid device \"gpu0\", expected an index such as \"0\" or a UUID such as \"GPU-8f6b2c1e\"",
+            "energy.nvml_idle_watts: must be >= 0 and <= 100000 watts, got -5",
+            "energy.rapl_root: must be an absolute path such as \"/sys/class/powercap\", got \"sys/class/powercap\"",
+            "energy.rapl_idle_watts: must be >= 0 and <= 100000 watts, got 1000000000",
+            "energy.estimate: \"on\" needs the model server process: set system.pid, system.pid_file or system.process_name",
+            "energy.watts_per_core: must be > 0 and <= 1000 watts, got 0",
+            "energy.tdp_watts: must be >= 0 and <= 100000 watts, got -1",
+            "energy.estimate_idle_watts: must be >= 0 and <= 100000 watts, got NaN",
+            "energy.interval_secs: must be >= 0.01 and <= 60 seconds, got 0.001",
+            "energy.window_secs: must be > 0 and <= 86400 seconds, got 0",
+        ],
+        "invalid_energy_window.toml" => vec![
+            "energy.window_secs: must be at least twice energy.interval_secs (5), got 8",
+        ],
+        "invalid_system.toml" => vec![
+            "system.pid_file: only one of system.pid, system.pid_file and system.process_name may be set (system.pid is set)",
+            "system.process_name: only one of system.pid, system.pid_file and system.process_name may be set (system.pid is set)",
+            "system.process_name: has leading or trailing spaces (\" tritonserver\"), process names are matched exactly",
+            "system.interval_secs: must be >= 0.01 and <= 60 seconds, got 120",
+        ],
+        "energy_type_errors.toml" => vec![
+            "energy.nvml: invalid value: string \"maybe\", expected \"auto\", \"on\", \"off\" or a boolean",
+            "energy.nvml_devices: invalid type: string \"0\", expected an array",
+            "energy.rapl: invalid type: integer `1`, expected \"auto\", \"on\", \"off\" or a boolean",
+            "energy.interval_secs: invalid type: string \"1s\", expected a number",
+            "energy.watts_per_kore: unknown key, did you mean `watts_per_core`?",
+            "system.pid: invalid value: integer `-1`, expected a non-negative integer",
+            "system.include_children: invalid type: string \"yes\", expected a boolean",
+        ],
         other => panic!("fixture {other} has no expected messages: add them to `expected`"),
     }
 }
@@ -200,6 +233,45 @@ fn latency_limits() {
 #[test]
 fn log_rules() {
     check_fixture("invalid_log.toml");
+}
+
+#[test]
+fn energy_rules() {
+    check_fixture("invalid_energy.toml");
+    check_fixture("invalid_energy_window.toml");
+    check_fixture("energy_type_errors.toml");
+}
+
+#[test]
+fn system_rules() {
+    check_fixture("invalid_system.toml");
+}
+
+#[test]
+fn energy_and_system_from_env_and_booleans_for_modes() {
+    use inferwatch::config::SourceMode;
+    let toml = "[energy]\nnvml = false\nrapl = true\nnvml_devices = [\"0\", \"GPU-8f6b\"]\nrapl_idle_watts = 12.5\n";
+    let vars = env(&[
+        ("INFERWATCH__ENERGY__ESTIMATE", "off"),
+        ("INFERWATCH__ENERGY__RAPL_ROOT", "/host/sys/class/powercap"),
+        ("INFERWATCH__ENERGY__INTERVAL_SECS", "0.5"),
+        ("INFERWATCH__SYSTEM__PROCESS_NAME", "tritonserver"),
+    ]);
+    let config = Config::load_with_env(Some(toml), None, &vars).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.energy.nvml, SourceMode::Off);
+    assert_eq!(config.energy.rapl, SourceMode::On);
+    assert_eq!(config.energy.estimate, SourceMode::Off);
+    assert_eq!(config.energy.nvml_devices, vec!["0", "GPU-8f6b"]);
+    assert_eq!(config.energy.rapl_idle_watts, Some(12.5));
+    assert_eq!(config.energy.nvml_idle_watts, None);
+    assert_eq!(config.energy.rapl_root, "/host/sys/class/powercap");
+    assert_eq!(config.energy.interval_secs, 0.5);
+    assert_eq!(config.system.process_name, "tritonserver");
+    // A misspelt optional key is still recognised as close to a known one.
+    assert_eq!(
+        errors_of("[energy]\nnvml_idle_wats = 50.0\n"),
+        vec!["energy.nvml_idle_wats: unknown key, did you mean `nvml_idle_watts`?"]
+    );
 }
 
 #[test]

@@ -581,7 +581,7 @@ fn parse_path(path: &str) -> KeyPath {
 }
 
 /// The known keys of [`Config`] in declaration order: the defaults serialized (with one route so
-/// that route keys are known too) and read back keeping the order of every table.
+/// that route keys are known too, and every optional key set) and read back keeping the order of every table.
 enum Shape {
     Leaf,
     Array(Vec<Shape>),
@@ -643,6 +643,10 @@ impl Shape {
     fn of_config() -> Shape {
         let mut sample = Config::default();
         sample.proxy.routes.push(RouteConfig::default());
+        // Optional keys are left out of the defaults when unset; set them so they are known.
+        sample.energy.nvml_idle_watts = Some(0.0);
+        sample.energy.rapl_idle_watts = Some(0.0);
+        sample.energy.estimate_idle_watts = Some(0.0);
         serde_json::to_string(&sample)
             .ok()
             .and_then(|json| serde_json::from_str(&json).ok())

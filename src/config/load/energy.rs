@@ -35,7 +35,12 @@ fn is_device(d: &str) -> bool {
 pub(super) fn validate(v: &mut Validator<'_>, e: &EnergyConfig, s: &SystemConfig) {
     for (i, d) in e.nvml_devices.iter().enumerate() {
         let path = format!("energy.nvml_devices[{i}]");
-        if !is_device(d) {
+        if d.starts_with("MIG-") {
+            v.report(
+                &path,
+                format!("MIG instance {d:?} cannot be named: it shares its GPU's energy counter, name the GPU instead"),
+            );
+        } else if !is_device(d) {
             v.report(
                 &path,
                 format!("invalid device {d:?}, expected an index such as \"0\" or a UUID such as \"GPU-8f6b2c1e\""),
