@@ -378,7 +378,7 @@ mod tests {
         let fam = registry
             .gather()
             .into_iter()
-            .find(|f| f.get_name() == name)
+            .find(|f| f.name() == name)
             .unwrap_or_else(|| panic!("{name} not registered"));
         let m = &fam.get_metric()[0];
         if name.ends_with("_total") {

@@ -166,6 +166,24 @@ pub struct EnergySampler {
     max_stale: Duration,
 }
 
+/// Every route's cumulative figures now.
+fn snapshot(router: &Router) -> Vec<RouteSnapshot> {
+    router
+        .all()
+        .iter()
+        .map(|r| {
+            // In flight first: a request finishing between the two reads then shows as both in
+            // flight and completed, never as neither (its energy would be taken for idle).
+            let in_flight = r.in_flight.get();
+            RouteSnapshot {
+                count: r.duration.get_sample_count(),
+                busy_secs: r.duration.get_sample_sum(),
+                in_flight,
+            }
+        })
+        .collect()
+}
+
 /// What one tick read from one source (on the blocking pool).
 type Outcome = Result<Reading, SourceError>;
 
@@ -249,21 +267,11 @@ impl EnergySampler {
         }
     }
 
-    /// One round: snapshot the routes, read the sources on the blocking pool, update metrics.
+    /// One round: read the sources, then snapshot the routes (on the blocking pool), update metrics.
     /// False if the blocking read panicked (the sources are gone then; the proxy is unaffected).
     pub async fn tick(&mut self) -> bool {
-        let now = Instant::now();
-        let routes: Vec<RouteSnapshot> = self
-            .router
-            .all()
-            .iter()
-            .map(|r| RouteSnapshot {
-                count: r.duration.get_sample_count(),
-                busy_secs: r.duration.get_sample_sum(),
-                in_flight: r.in_flight.get(),
-            })
-            .collect();
         let mut slots = std::mem::take(&mut self.slots);
+        let router = self.router.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(slots.len());
             let mut measured_up = false;
@@ -278,10 +286,12 @@ impl EnergySampler {
                 }
                 outcomes.push(Some(outcome));
             }
-            (slots, outcomes)
+            // The routes after the energy: energy read at this point was spent by requests that
+            // are either still in flight or already counted, never by ones the snapshot misses.
+            (slots, outcomes, snapshot(&router), Instant::now())
         })
         .await;
-        let (slots, outcomes) = match joined {
+        let (slots, outcomes, routes, now) = match joined {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "energy sampler stopped: a source panicked");
