@@ -209,7 +209,7 @@ impl EnergySampler {
             let s = estimate::EstimateSource::new(cfg, model_server);
             sources.push((Box::new(s), cfg.estimate, cfg.estimate_idle_watts));
         }
-        Ok(Self::with_sources(cfg, registry, router, sources)?)
+        Self::with_sources(cfg, registry, router, sources)
     }
 
     /// Builds a sampler over given sources (tests pass their own).
