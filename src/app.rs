@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use prometheus::{IntCounter, Registry};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 use crate::metrics::{self, geometric_buckets, names, LatencyExporter, ProxyMetrics};
+use crate::protocol::{Capture, InspectionMetrics, Tap};
 use crate::proxy::{self, Proxy};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,8 @@ pub struct App {
     cfg: Config,
     proxy: Proxy,
     admin: Arc<AdminState>,
+    /// Tapped exchanges for the protocol adapters.
+    captures: Option<mpsc::Receiver<Capture>>,
 }
 
 impl App {
@@ -49,7 +52,19 @@ impl App {
             lat.buckets.clone()
         };
         let proxy_metrics = ProxyMetrics::register(&registry, buckets)?;
-        let proxy = Proxy::build(&cfg, &proxy_metrics)?;
+        let tapped = cfg.inspection.enabled
+            && cfg
+                .proxy
+                .routes
+                .iter()
+                .any(|r| r.protocol != Protocol::Opaque);
+        let (tap, captures) = if tapped {
+            let (tap, rx) = Tap::new(&cfg.inspection, InspectionMetrics::register(&registry)?);
+            (Some(tap), Some(rx))
+        } else {
+            (None, None)
+        };
+        let proxy = Proxy::build(&cfg, &proxy_metrics, tap)?;
         let scrapes_rejected = IntCounter::new(
             names::SCRAPES_REJECTED_TOTAL,
             "Scrapes refused because max_concurrent_scrapes were already running.",
@@ -72,7 +87,12 @@ impl App {
                 })
             }),
         });
-        Ok(Self { cfg, proxy, admin })
+        Ok(Self {
+            cfg,
+            proxy,
+            admin,
+            captures,
+        })
     }
 
     pub fn registry(&self) -> &Registry {
@@ -106,7 +126,7 @@ impl App {
 
     /// Serve on already-bound listeners until `shutdown` resolves, then drain and return.
     pub async fn serve(
-        self,
+        mut self,
         proxy_listener: TcpListener,
         admin_listener: TcpListener,
         shutdown: impl Future<Output = ()>,
@@ -127,6 +147,11 @@ impl App {
                 let _ = admin_stop_rx.wait_for(|v| *v).await;
             },
         ));
+        if let Some(mut rx) = self.captures.take() {
+            // Interim consumer until the protocol adapters land: drain so the queue never
+            // reports drops that are not real.
+            tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        }
         self.admin.ready.store(true, Ordering::Release);
         tracing::info!(
             proxy = %proxy_addr,

@@ -6,6 +6,7 @@
 //! - [`metrics`]: the metric catalogue and the one `prometheus::Registry` passed down.
 //! - [`latency`]: windowed quantile sketches and their confidence upper bounds.
 //! - [`proxy`]: the live path: listener, forwarding, limits, timeouts, error mapping, shutdown.
+//! - [`protocol`]: the tap (copies of tapped exchanges, off the live path) and protocol adapters.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener.
 //! - [`app`]: builds the running sidecar from a config and serves it until shutdown.
 #![forbid(unsafe_code)]
@@ -15,5 +16,6 @@ pub mod app;
 pub mod config;
 pub mod latency;
 pub mod metrics;
+pub mod protocol;
 pub mod proxy;
 pub mod telemetry;

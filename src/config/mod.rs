@@ -18,6 +18,7 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub admin: AdminConfig,
     pub latency: LatencyConfig,
+    pub inspection: InspectionConfig,
     pub log: LogConfig,
 }
 
@@ -189,6 +190,35 @@ impl Default for LatencyConfig {
             relative_accuracy: 0.01,
             // MLPerf LoadGen's early-stopping confidence.
             confidence: 0.99,
+        }
+    }
+}
+
+/// `[inspection]`: the tap that hands copies of request/response bodies to the protocol
+/// adapters off the live path.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct InspectionConfig {
+    /// Tap routes whose protocol is not `opaque`.
+    pub enabled: bool,
+    /// Largest request or response body captured; a larger one is forwarded as always but
+    /// not inspected (counted as `skipped_too_large`).
+    pub max_body_bytes: u64,
+    /// Captures waiting for the adapters; when full, new ones are dropped and counted
+    /// (`dropped_queue_full`), never waited for.
+    pub queue_capacity: usize,
+}
+
+impl Default for InspectionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            // 1 MiB holds a KServe V2 response for a batch of a few thousand classes, or an LLM
+            // stream of tens of thousands of tokens; image inputs above it are skipped.
+            max_body_bytes: 1024 * 1024,
+            // At 1 MiB each, worst case 1 GiB held; typical payloads are KBs. 1024 captures
+            // absorb a burst of about a second at 1k req/s while the adapters catch up.
+            queue_capacity: 1024,
         }
     }
 }

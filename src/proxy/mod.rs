@@ -27,6 +27,7 @@ pub use route::{RouteStats, Router, OTHER_ROUTE};
 
 use crate::config::{Config, UpstreamProtocol};
 use crate::metrics::ProxyMetrics;
+use crate::protocol::Tap;
 
 /// Errors building the proxy from a (validated) config.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,7 @@ pub(crate) struct Inner {
     body_idle: Option<Duration>,
     x_forwarded_for: bool,
     preserve_host: bool,
+    tap: Option<Tap>,
 }
 
 /// The proxy, built from config; cheap to clone.
@@ -58,7 +60,13 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn build(cfg: &Config, metrics: &ProxyMetrics) -> Result<Self, BuildError> {
+    /// Build from a validated config. `tap`, when given, receives copies of exchanges on
+    /// routes whose protocol is not `opaque`.
+    pub fn build(
+        cfg: &Config,
+        metrics: &ProxyMetrics,
+        tap: Option<Tap>,
+    ) -> Result<Self, BuildError> {
         let p = &cfg.proxy;
         let uri: http::Uri = p
             .upstream
@@ -98,6 +106,7 @@ impl Proxy {
                 body_idle,
                 x_forwarded_for: p.x_forwarded_for,
                 preserve_host: p.preserve_host,
+                tap,
             }),
             grace: Duration::from_secs_f64(p.shutdown_grace_secs),
         })
