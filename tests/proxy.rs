@@ -816,3 +816,110 @@ async fn tap_captures_streamed_exchanges_and_counts_skips() {
     );
     sc.shutdown().await;
 }
+
+/// The sidecar's windowed quantiles sit between what the upstream spent (its sleep) and what
+/// the client saw, for a latency mix with a known tail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windowed_quantiles_are_sandwiched_between_upstream_and_client_latency() {
+    // 1000 requests: service time 2 ms for 90%, 20 ms for 9%, 60 ms for 1%.
+    let up = Upstream::start(|req: Request<hyper::body::Incoming>| async move {
+        let ms: u64 = req
+            .uri()
+            .path()
+            .trim_start_matches("/v2/models/m/sleep/")
+            .parse()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Response::new(full("ok"))
+    })
+    .await;
+    let sc = Arc::new(Sidecar::start(test_config(&up.url())).await);
+    let mut service = Vec::new();
+    for i in 0..1000u64 {
+        service.push(match i % 100 {
+            0 => 60,
+            1..=9 => 20,
+            _ => 2,
+        });
+    }
+    let client_lat = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for chunk in service.chunks(50) {
+        let chunk = chunk.to_vec();
+        let sc = sc.clone();
+        let lat = client_lat.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = client();
+            for ms in chunk {
+                let t0 = std::time::Instant::now();
+                let r = c
+                    .request(
+                        Request::get(sc.url(&format!("/v2/models/m/sleep/{ms}")))
+                            .body(full(""))
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                r.into_body().collect().await.unwrap();
+                lat.lock().unwrap().push(t0.elapsed().as_secs_f64());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut client_lat = client_lat.lock().unwrap().clone();
+    client_lat.sort_by(f64::total_cmp);
+    let mut service: Vec<f64> = service.iter().map(|&ms| ms as f64 / 1000.0).collect();
+    service.sort_by(f64::total_cmp);
+    let s = sc.scrape().await;
+    assert_eq!(
+        s.get(
+            "inferwatch_latency_window_samples",
+            &[("route", "infer"), ("window", "1m")]
+        ),
+        Some(1000.0)
+    );
+    for (q, ql) in [(0.5, "0.5"), (0.9, "0.9"), (0.95, "0.95"), (0.99, "0.99")] {
+        let idx = ((q * 999.0) as usize).min(999);
+        let got = s
+            .get(
+                "inferwatch_latency_quantile_seconds",
+                &[("route", "infer"), ("window", "1m"), ("q", ql)],
+            )
+            .unwrap();
+        assert!(
+            got >= service[idx] * 0.99,
+            "q{q}: sidecar {got} below the upstream's own {}",
+            service[idx]
+        );
+        assert!(
+            got <= client_lat[idx] * 1.01,
+            "q{q}: sidecar {got} above what the client saw {}",
+            client_lat[idx]
+        );
+        if q <= 0.95 {
+            // With 1000 samples the bound exists and is not below the estimate.
+            let ub = s
+                .get(
+                    "inferwatch_latency_quantile_upper_bound_seconds",
+                    &[("route", "infer"), ("window", "1m"), ("q", ql)],
+                )
+                .unwrap();
+            assert!(ub >= got, "q{q}: bound {ub} < estimate {got}");
+        }
+    }
+    let p99_ub = s.get(
+        "inferwatch_latency_quantile_upper_bound_seconds",
+        &[("route", "infer"), ("window", "1m"), ("q", "0.99")],
+    );
+    assert!(
+        p99_ub.is_some_and(|v| v >= 0.06 * 0.99),
+        "p99 bound {p99_ub:?} must cover the 60 ms tail"
+    );
+    Arc::try_unwrap(sc)
+        .ok()
+        .expect("sole owner")
+        .shutdown()
+        .await;
+}
