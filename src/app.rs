@@ -127,18 +127,16 @@ impl App {
     /// Serve on already-bound listeners until `shutdown` resolves, then drain and return.
     pub async fn serve(
         mut self,
-        proxy_listener: TcpListener,
+        proxy_listeners: impl Into<ProxyListeners>,
         admin_listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) {
+        let proxy_listeners = proxy_listeners.into();
         let admin_addr = admin_listener
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let proxy_addr = proxy_listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let proxy_addr = proxy_listeners.local_addr();
         let (admin_stop_tx, mut admin_stop_rx) = watch::channel(false);
         let admin_task = tokio::spawn(admin::serve(
             self.admin.clone(),
@@ -160,18 +158,100 @@ impl App {
             "inferwatch serving"
         );
         let admin = self.admin.clone();
-        self.proxy
-            .serve(proxy_listener, async move {
-                shutdown.await;
-                // Readiness fails before the listener closes, so load balancers stop sending.
-                admin.ready.store(false, Ordering::Release);
-                tracing::info!("shutdown requested");
-            })
-            .await;
+        let stop = async move {
+            shutdown.await;
+            // Readiness fails before the listener closes, so load balancers stop sending.
+            admin.ready.store(false, Ordering::Release);
+            tracing::info!("shutdown requested");
+        };
+        match proxy_listeners {
+            ProxyListeners::Shared(l) => self.proxy.serve(l, stop).await,
+            ProxyListeners::PerThread(ls) => serve_per_thread(&self.proxy, ls, stop).await,
+        }
         let _ = admin_stop_tx.send(true);
         let _ = admin_task.await;
         tracing::info!("inferwatch stopped");
     }
+}
+
+/// Where the proxy accepts connections.
+pub enum ProxyListeners {
+    /// One listener served by the caller's runtime (tests, embedding).
+    Shared(TcpListener),
+    /// One `SO_REUSEPORT` listener per worker thread, each thread with its own event loop.
+    PerThread(Vec<std::net::TcpListener>),
+}
+
+impl From<TcpListener> for ProxyListeners {
+    fn from(l: TcpListener) -> Self {
+        ProxyListeners::Shared(l)
+    }
+}
+
+impl ProxyListeners {
+    fn local_addr(&self) -> String {
+        let addr = match self {
+            ProxyListeners::Shared(l) => l.local_addr(),
+            ProxyListeners::PerThread(ls) => ls.first().map_or_else(
+                || Err(std::io::ErrorKind::NotFound.into()),
+                |l| l.local_addr(),
+            ),
+        };
+        addr.map(|a| a.to_string()).unwrap_or_default()
+    }
+}
+
+/// Run one proxy event loop per listener, each on its own thread with a current-thread runtime
+/// and its own upstream pool; all share routes, metrics and the in-flight limit.
+async fn serve_per_thread(
+    proxy: &Proxy,
+    listeners: Vec<std::net::TcpListener>,
+    stop: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut threads = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let worker = proxy.with_own_client();
+        let mut rx = stop_rx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("inferwatch-proxy-{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(worker = i, error = %e, "cannot start proxy worker runtime");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(l) => {
+                            worker
+                                .serve(l, async move {
+                                    let _ = rx.wait_for(|v| *v).await;
+                                })
+                                .await
+                        }
+                        Err(e) => tracing::error!(worker = i, error = %e, "cannot use proxy listener"),
+                    }
+                });
+            });
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => tracing::error!(worker = i, error = %e, "cannot start proxy worker thread"),
+        }
+    }
+    stop.await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await;
 }
 
 /// Resolves on SIGTERM or SIGINT.

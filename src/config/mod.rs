@@ -51,7 +51,10 @@ pub struct ProxyConfig {
     pub preserve_host: bool,
     /// After SIGTERM, how long in-flight requests get to finish.
     pub shutdown_grace_secs: f64,
-    /// Idle upstream connections kept per host.
+    /// Proxy worker threads, each with its own event loop, listening socket (`SO_REUSEPORT`)
+    /// and upstream connection pool. 0 = one per CPU core.
+    pub worker_threads: usize,
+    /// Idle upstream connections kept per host (per worker thread).
     pub pool_max_idle_per_host: usize,
     /// How long an idle upstream connection is kept.
     pub pool_idle_timeout_secs: f64,
@@ -80,6 +83,9 @@ impl Default for ProxyConfig {
             preserve_host: true,
             // Kubernetes' default terminationGracePeriodSeconds is 30; leave it 5 s to exit.
             shutdown_grace_secs: 25.0,
+            // One event loop per core, as nginx's `worker_processes auto`: a connection and its
+            // upstream connection stay on one thread, with no cross-thread wake-ups.
+            worker_threads: 0,
             pool_max_idle_per_host: 64,
             pool_idle_timeout_secs: 90.0,
         }

@@ -36,8 +36,10 @@ pub enum BuildError {
     Upstream(String),
 }
 
+#[derive(Clone)]
 pub(crate) struct Inner {
     client: Client<HttpConnector, RequestBody>,
+    client_settings: ClientSettings,
     upstream_scheme: http::uri::Scheme,
     upstream_authority: http::uri::Authority,
     upstream_h2: bool,
@@ -76,25 +78,21 @@ impl Proxy {
             .authority()
             .cloned()
             .ok_or_else(|| BuildError::Upstream("no host:port".into()))?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs_f64(p.connect_timeout_secs)));
         let upstream_h2 = p.upstream_protocol == UpstreamProtocol::H2c;
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs_f64(p.pool_idle_timeout_secs))
-            .pool_max_idle_per_host(p.pool_max_idle_per_host)
-            .http2_only(upstream_h2)
-            // The proxy sets Host itself (preserved or rewritten), so the client must not.
-            .set_host(false)
-            .build(connector);
+        let client_settings = ClientSettings {
+            connect_timeout: Duration::from_secs_f64(p.connect_timeout_secs),
+            pool_idle_timeout: Duration::from_secs_f64(p.pool_idle_timeout_secs),
+            pool_max_idle_per_host: p.pool_max_idle_per_host,
+            h2: upstream_h2,
+        };
+        let client = client_settings.client();
         let router = Arc::new(Router::new(cfg, metrics, tokio::time::Instant::now()));
         let body_idle = (p.body_idle_timeout_secs > 0.0)
             .then(|| Duration::from_secs_f64(p.body_idle_timeout_secs));
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
+                client_settings,
                 upstream_scheme: uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
                 upstream_authority: authority,
                 upstream_h2,
@@ -110,6 +108,18 @@ impl Proxy {
             }),
             grace: Duration::from_secs_f64(p.shutdown_grace_secs),
         })
+    }
+
+    /// The same proxy (routes, metrics, in-flight limit, tap) with its own upstream connection
+    /// pool, for a worker thread that runs its own event loop: connections then never hop
+    /// between threads.
+    pub fn with_own_client(&self) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.client = inner.client_settings.client();
+        Self {
+            inner: Arc::new(inner),
+            grace: self.grace,
+        }
     }
 
     /// The routes and their live statistics (for the admin server's /status and gauges).
@@ -174,7 +184,51 @@ impl Proxy {
     }
 }
 
-/// Bind helper for callers that have an address rather than a listener.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+#[derive(Clone)]
+struct ClientSettings {
+    connect_timeout: Duration,
+    pool_idle_timeout: Duration,
+    pool_max_idle_per_host: usize,
+    h2: bool,
+}
+
+impl ClientSettings {
+    fn client(&self) -> Client<HttpConnector, RequestBody> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(self.connect_timeout));
+        Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .http2_only(self.h2)
+            // The proxy sets Host itself (preserved or rewritten), so the client must not.
+            .set_host(false)
+            .build(connector)
+    }
+}
+
+/// Bind `n` listening sockets on one address with `SO_REUSEPORT`, so the kernel spreads new
+/// connections over `n` worker threads (each with its own event loop), as nginx's `reuseport`.
+/// Must be called inside a tokio runtime; the sockets come back as std listeners so they can
+/// move to the workers' runtimes.
+pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let mut out = Vec::with_capacity(n);
+    let mut addr = addr;
+    for _ in 0..n.max(1) {
+        let sock = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        sock.set_reuseaddr(true)?;
+        sock.set_reuseport(true)?;
+        sock.set_nodelay(true)?;
+        sock.bind(addr)?;
+        // Port 0: the first socket picks the port, the others join it.
+        addr = sock.local_addr()?;
+        out.push(sock.listen(1024)?.into_std()?);
+    }
+    Ok(out)
 }

@@ -98,6 +98,15 @@ fn at_least_one(n: u64) -> Option<String> {
 }
 
 fn proxy(v: &mut Validator<'_>, p: &ProxyConfig) {
+    if p.worker_threads > 1024 {
+        v.report(
+            "proxy.worker_threads",
+            format!(
+                "must be at most 1024 (0 = one per CPU core), got {}",
+                p.worker_threads
+            ),
+        );
+    }
     v.check("proxy.upstream", upstream_problem(&p.upstream));
     v.check(
         "proxy.connect_timeout_secs",
