@@ -923,3 +923,38 @@ async fn windowed_quantiles_are_sandwiched_between_upstream_and_client_latency()
         .shutdown()
         .await;
 }
+
+#[tokio::test]
+async fn connect_that_never_completes_is_504_connect_timeout() {
+    // A listener that never accepts, with its accept queue filled: Linux then drops new SYNs,
+    // so the proxy's connect hangs until connect_timeout_secs.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let l = sock.listen(0).unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+        {
+            fillers.push(s);
+        }
+    }
+    let mut cfg = test_config(&format!("http://{addr}"));
+    cfg.proxy.connect_timeout_secs = 0.3;
+    let sc = Sidecar::start(cfg).await;
+    let t0 = std::time::Instant::now();
+    let resp = client()
+        .request(
+            Request::get(sc.url("/v2/models/m/infer"))
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(error_header(&resp), "connect_timeout");
+    assert!(t0.elapsed() >= Duration::from_millis(290));
+    drop(l);
+    sc.shutdown().await;
+}
