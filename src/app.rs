@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus::{IntCounter, Registry};
 use tokio::net::TcpListener;
@@ -15,7 +16,8 @@ use crate::admin::{self, AdminState};
 use crate::config::{Config, Protocol};
 use crate::metrics::{self, geometric_buckets, names, LatencyExporter, ProxyMetrics};
 use crate::protocol::{Capture, InspectionMetrics, Tap};
-use crate::proxy::{self, Proxy};
+use crate::proxy::{self, Heartbeat, Proxy};
+use crate::systemd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -158,15 +160,37 @@ impl App {
             "inferwatch serving"
         );
         let admin = self.admin.clone();
+        let notifier = systemd::Notifier::from_env();
+        let n = notifier.clone();
         let stop = async move {
             shutdown.await;
             // Readiness fails before the listener closes, so load balancers stop sending.
             admin.ready.store(false, Ordering::Release);
+            n.notify("STOPPING=1\nSTATUS=draining");
             tracing::info!("shutdown requested");
         };
+        let loops = match &proxy_listeners {
+            ProxyListeners::Shared(_) => 1,
+            ProxyListeners::PerThread(ls) => ls.len(),
+        };
+        let heartbeats: Vec<_> = (0..loops).map(|_| Heartbeat::new()).collect();
+        let watchdog = systemd::watchdog_interval()
+            .filter(|_| notifier.enabled())
+            .map(|every| tokio::spawn(feed_watchdog(notifier.clone(), heartbeats.clone(), every)));
+        // The listeners are bound (connections queue in the kernel from here on), so systemd
+        // may start what depends on us.
+        notifier.notify("READY=1\nSTATUS=serving");
         match proxy_listeners {
-            ProxyListeners::Shared(l) => self.proxy.serve(l, stop).await,
-            ProxyListeners::PerThread(ls) => serve_per_thread(&self.proxy, ls, stop).await,
+            ProxyListeners::Shared(l) => {
+                let hb = heartbeats[0].clone();
+                self.proxy.with_heartbeat(hb).serve(l, stop).await
+            }
+            ProxyListeners::PerThread(ls) => {
+                serve_per_thread(&self.proxy, ls, &heartbeats, stop).await
+            }
+        }
+        if let Some(w) = watchdog {
+            w.abort();
         }
         let _ = admin_stop_tx.send(true);
         let _ = admin_task.await;
@@ -206,12 +230,13 @@ impl ProxyListeners {
 async fn serve_per_thread(
     proxy: &Proxy,
     listeners: Vec<std::net::TcpListener>,
+    heartbeats: &[Arc<Heartbeat>],
     stop: impl Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut threads = Vec::new();
-    for (i, listener) in listeners.into_iter().enumerate() {
-        let worker = proxy.with_own_client();
+    for ((i, listener), hb) in listeners.into_iter().enumerate().zip(heartbeats) {
+        let worker = proxy.with_own_client().with_heartbeat(hb.clone());
         let mut rx = stop_rx.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("inferwatch-proxy-{i}"))
@@ -252,6 +277,36 @@ async fn serve_per_thread(
         }
     })
     .await;
+}
+
+/// Feed the systemd watchdog only while every proxy event loop has beaten recently, so a
+/// wedged live path gets the service restarted rather than hidden by a healthy side thread.
+async fn feed_watchdog(
+    notifier: systemd::Notifier,
+    heartbeats: Vec<Arc<Heartbeat>>,
+    every: Duration,
+) {
+    let stale_after = (every * 2).max(Heartbeat::PERIOD * 3);
+    let mut withheld = false;
+    loop {
+        // Sleep first: READY=1 goes out before the first ping.
+        tokio::time::sleep(every).await;
+        let stalled = heartbeats.iter().position(|h| h.age() > stale_after);
+        match stalled {
+            None => {
+                notifier.notify("WATCHDOG=1");
+                withheld = false;
+            }
+            Some(i) if !withheld => {
+                tracing::error!(
+                    worker = i,
+                    "proxy event loop stalled; withholding the systemd watchdog ping"
+                );
+                withheld = true;
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -8,6 +8,7 @@
 //! - [`proxy`]: the live path: listener, forwarding, limits, timeouts, error mapping, shutdown.
 //! - [`protocol`]: the tap (copies of tapped exchanges, off the live path) and protocol adapters.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener.
+//! - [`systemd`]: `sd_notify` (READY, WATCHDOG, STOPPING) without libsystemd.
 //! - [`app`]: builds the running sidecar from a config and serves it until shutdown.
 #![forbid(unsafe_code)]
 
@@ -18,4 +19,5 @@ pub mod latency;
 pub mod metrics;
 pub mod protocol;
 pub mod proxy;
+pub mod systemd;
 pub mod telemetry;

@@ -59,6 +59,39 @@ pub(crate) struct Inner {
 pub struct Proxy {
     inner: Arc<Inner>,
     grace: Duration,
+    heartbeat: Option<Arc<Heartbeat>>,
+}
+
+/// Proof that a proxy event loop is alive: a timestamp its runtime refreshes every second.
+/// The systemd watchdog is only fed while every proxy loop's heartbeat is fresh.
+#[derive(Debug)]
+pub struct Heartbeat {
+    origin: std::time::Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Heartbeat {
+    pub const PERIOD: Duration = Duration::from_secs(1);
+
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            origin: std::time::Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    fn beat(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long since the loop last proved itself alive.
+    pub fn age(&self) -> Duration {
+        let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
+        self.origin
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
+    }
 }
 
 impl Proxy {
@@ -107,6 +140,7 @@ impl Proxy {
                 tap,
             }),
             grace: Duration::from_secs_f64(p.shutdown_grace_secs),
+            heartbeat: None,
         })
     }
 
@@ -119,7 +153,14 @@ impl Proxy {
         Self {
             inner: Arc::new(inner),
             grace: self.grace,
+            heartbeat: None,
         }
+    }
+
+    /// Refresh `hb` from this proxy's runtime while it serves.
+    pub fn with_heartbeat(mut self, hb: Arc<Heartbeat>) -> Self {
+        self.heartbeat = Some(hb);
+        self
     }
 
     /// The routes and their live statistics (for the admin server's /status and gauges).
@@ -141,6 +182,14 @@ impl Proxy {
         builder.http1().timer(TokioTimer::new());
         builder.http2().timer(TokioTimer::new());
         let graceful = GracefulShutdown::new();
+        let beating = self.heartbeat.clone().map(|hb| {
+            tokio::spawn(async move {
+                loop {
+                    hb.beat();
+                    tokio::time::sleep(Heartbeat::PERIOD).await;
+                }
+            })
+        });
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -169,6 +218,9 @@ impl Proxy {
             }
         }
         drop(listener);
+        if let Some(b) = beating {
+            b.abort();
+        }
         let in_flight = self.in_flight();
         tracing::info!(
             in_flight,
