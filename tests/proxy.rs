@@ -326,14 +326,7 @@ async fn closed_port_is_502_connect_error() {
     let addr = l.local_addr().unwrap();
     drop(l);
     let sc = Sidecar::start(test_config(&format!("http://{addr}"))).await;
-    let resp = client()
-        .request(
-            Request::get(sc.url("/v2/models/m/infer"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(error_header(&resp), "connect_error");
     let s = sc.scrape().await;
@@ -361,23 +354,15 @@ async fn closed_port_is_502_connect_error() {
 
 #[tokio::test]
 async fn accept_then_reset_is_502_upstream_reset() {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            // Abortive close: RST instead of FIN.
-            let _ = s.set_zero_linger();
-            drop(s);
-        }
-    });
-    let sc = Sidecar::start(test_config(&format!("http://{addr}"))).await;
-    let resp = client()
-        .request(Request::get(sc.url("/x")).body(full("")).unwrap())
-        .await
-        .unwrap();
+    let up = RawUpstream::start(|mut s| async move {
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).await;
+        // Abortive close: RST instead of FIN.
+        let _ = s.set_zero_linger();
+    })
+    .await;
+    let sc = Sidecar::start(test_config(&up.url())).await;
+    let resp = send_get(&sc.url("/x")).await;
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(error_header(&resp), "upstream_reset");
     sc.shutdown().await;
@@ -385,28 +370,17 @@ async fn accept_then_reset_is_502_upstream_reset() {
 
 #[tokio::test]
 async fn never_answers_is_504_first_byte_timeout() {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let held = Arc::new(Mutex::new(Vec::new()));
-    let h = held.clone();
-    tokio::spawn(async move {
-        loop {
-            let (s, _) = l.accept().await.unwrap();
-            h.lock().unwrap().push(s); // keep it open, never answer
-        }
-    });
-    let mut cfg = test_config(&format!("http://{addr}"));
+    let up = RawUpstream::start(|s| async move {
+        // Keep the connection open, never answer.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(s);
+    })
+    .await;
+    let mut cfg = test_config(&up.url());
     cfg.proxy.first_byte_timeout_secs = 0.3;
     let sc = Sidecar::start(cfg).await;
     let t0 = std::time::Instant::now();
-    let resp = client()
-        .request(
-            Request::get(sc.url("/v2/models/m/infer"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
     assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(error_header(&resp), "first_byte_timeout");
     assert!(t0.elapsed() >= Duration::from_millis(290));
@@ -530,14 +504,7 @@ async fn over_max_in_flight_is_503_at_once_then_recovers() {
         .1
         .contains("inferwatch_in_flight_requests{route=\"infer\"} 2"));
     let t0 = std::time::Instant::now();
-    let resp = client()
-        .request(
-            Request::get(sc.url("/v2/models/m/infer"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error_header(&resp), "overloaded");
     assert!(t0.elapsed() < Duration::from_secs(1), "503 is immediate");
@@ -545,14 +512,7 @@ async fn over_max_in_flight_is_503_at_once_then_recovers() {
     for t in slow {
         assert_eq!(t.await.unwrap(), 200);
     }
-    let resp = client()
-        .request(
-            Request::get(sc.url("/v2/models/m/infer"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
     assert_eq!(resp.status(), 200, "recovers once load drops");
     let s = sc.scrape().await;
     assert_eq!(
@@ -575,31 +535,19 @@ async fn over_max_in_flight_is_503_at_once_then_recovers() {
 
 #[tokio::test]
 async fn failure_after_headers_is_passed_on_as_a_reset() {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-                .await;
-            let _ = s.flush().await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = s.set_zero_linger();
-            drop(s);
-        }
-    });
-    let sc = Sidecar::start(test_config(&format!("http://{addr}"))).await;
-    let resp = client()
-        .request(
-            Request::get(sc.url("/v2/models/m/infer"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let up = RawUpstream::start(|mut s| async move {
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+            .await;
+        let _ = s.flush().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = s.set_zero_linger();
+    })
+    .await;
+    let sc = Sidecar::start(test_config(&up.url())).await;
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
     assert_eq!(
         resp.status(),
         200,
@@ -638,14 +586,7 @@ async fn response_body_idle_timeout_resets() {
     let mut cfg = test_config(&up.url());
     cfg.proxy.body_idle_timeout_secs = 0.3;
     let sc = Sidecar::start(cfg).await;
-    let resp = client()
-        .request(
-            Request::get(sc.url("/v2/models/m/infer"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.into_body().collect().await.is_err());
     let s = sc.scrape().await;
@@ -944,14 +885,7 @@ async fn connect_that_never_completes_is_504_connect_timeout() {
     cfg.proxy.connect_timeout_secs = 0.3;
     let sc = Sidecar::start(cfg).await;
     let t0 = std::time::Instant::now();
-    let resp = client()
-        .request(
-            Request::get(sc.url("/v2/models/m/infer"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
     assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(error_header(&resp), "connect_timeout");
     assert!(t0.elapsed() >= Duration::from_millis(290));
