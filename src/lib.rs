@@ -8,7 +8,9 @@
 //! - [`proxy`]: the live path: listener, forwarding, limits, timeouts, error mapping, shutdown.
 //! - [`energy`]: energy sources (NVML, RAPL, a labelled estimate) and joules per inference.
 //! - [`system`]: the model server process's and the host's footprint (sysinfo).
+//! - [`protocol`]: the tap (copies of tapped exchanges, off the live path) and protocol adapters.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener.
+//! - [`systemd`]: `sd_notify` (READY, WATCHDOG, STOPPING) without libsystemd.
 //! - [`app`]: builds the running sidecar from a config and serves it until shutdown.
 #![forbid(unsafe_code)]
 
@@ -18,6 +20,8 @@ pub mod config;
 pub mod energy;
 pub mod latency;
 pub mod metrics;
+pub mod protocol;
 pub mod proxy;
 pub mod system;
+pub mod systemd;
 pub mod telemetry;

@@ -27,6 +27,7 @@ pub mod names {
     pub const IN_FLIGHT_REQUESTS: &str = "inferwatch_in_flight_requests";
     pub const BUILD_INFO: &str = "inferwatch_build_info";
     pub const SCRAPES_REJECTED_TOTAL: &str = "inferwatch_scrapes_rejected_total";
+    pub const INSPECTION_TOTAL: &str = "inferwatch_inspection_total";
 
     // Energy (src/energy/): every family the sources feed carries a `source` label
     // (nvml, rapl, estimate), so an estimate can never pass for a measurement.
