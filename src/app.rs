@@ -15,6 +15,7 @@ use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::metrics::{self, geometric_buckets, names, LatencyExporter, ProxyMetrics};
 use crate::proxy::{self, Proxy};
+use crate::quality::{self, SignalSender};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -22,6 +23,8 @@ pub enum AppError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Proxy(#[from] proxy::BuildError),
+    #[error("quality: {0}")]
+    Quality(#[from] quality::QualityError),
     #[error("cannot bind {what} listener on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -35,6 +38,8 @@ pub struct App {
     cfg: Config,
     proxy: Proxy,
     admin: Arc<AdminState>,
+    quality: quality::Engine,
+    signals: SignalSender,
 }
 
 impl App {
@@ -55,6 +60,12 @@ impl App {
             "Scrapes refused because max_concurrent_scrapes were already running.",
         )?;
         registry.register(Box::new(scrapes_rejected.clone()))?;
+        let (quality, signals) = quality::Engine::build(
+            &cfg.quality,
+            &proxy.router(),
+            &registry,
+            tokio::time::Instant::now(),
+        )?;
         let latency = LatencyExporter::new(proxy.router(), proxy_metrics, &cfg.latency);
         let status_proxy = proxy.clone();
         let upstream = cfg.proxy.upstream.clone();
@@ -72,7 +83,18 @@ impl App {
                 })
             }),
         });
-        Ok(Self { cfg, proxy, admin })
+        Ok(Self {
+            cfg,
+            proxy,
+            admin,
+            quality,
+            signals,
+        })
+    }
+
+    /// Where other modules push quality observations (canary, shadow, protocol adapters).
+    pub fn signals(&self) -> SignalSender {
+        self.signals.clone()
     }
 
     pub fn registry(&self) -> &Registry {
@@ -127,6 +149,10 @@ impl App {
                 let _ = admin_stop_rx.wait_for(|v| *v).await;
             },
         ));
+        let (quality_stop_tx, mut quality_stop_rx) = watch::channel(false);
+        let quality_task = tokio::spawn(self.quality.run(async move {
+            let _ = quality_stop_rx.wait_for(|v| *v).await;
+        }));
         self.admin.ready.store(true, Ordering::Release);
         tracing::info!(
             proxy = %proxy_addr,
@@ -143,6 +169,8 @@ impl App {
                 tracing::info!("shutdown requested");
             })
             .await;
+        let _ = quality_stop_tx.send(true);
+        let _ = quality_task.await;
         let _ = admin_stop_tx.send(true);
         let _ = admin_task.await;
         tracing::info!("inferwatch stopped");

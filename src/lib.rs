@@ -6,6 +6,7 @@
 //! - [`metrics`]: the metric catalogue and the one `prometheus::Registry` passed down.
 //! - [`latency`]: windowed quantile sketches and their confidence upper bounds.
 //! - [`proxy`]: the live path: listener, forwarding, limits, timeouts, error mapping, shutdown.
+//! - [`quality`]: SPC charts, drift tests and the `spc` run-length analysis (silent-drift alarms).
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener.
 //! - [`app`]: builds the running sidecar from a config and serves it until shutdown.
 #![forbid(unsafe_code)]
@@ -16,4 +17,5 @@ pub mod config;
 pub mod latency;
 pub mod metrics;
 pub mod proxy;
+pub mod quality;
 pub mod telemetry;

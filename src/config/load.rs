@@ -642,6 +642,9 @@ impl Shape {
     fn of_config() -> Shape {
         let mut sample = Config::default();
         sample.proxy.routes.push(RouteConfig::default());
+        // One chart and one drift test, so their keys are known (suggestions, report order).
+        sample.quality.charts.push(Default::default());
+        sample.quality.drift.push(Default::default());
         serde_json::to_string(&sample)
             .ok()
             .and_then(|json| serde_json::from_str(&json).ok())

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 mod load;
+pub use crate::quality::config::{ChartConfig, ChartKind, DriftConfig, EwmaLimits, QualityConfig};
 pub use load::{load, load_str, load_with_env, validate, ConfigError, ConfigErrors};
 
 /// The whole config file.
@@ -19,6 +20,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub latency: LatencyConfig,
     pub log: LogConfig,
+    /// `[quality]`: SPC charts and drift tests (defined in `crate::quality::config`).
+    pub quality: QualityConfig,
 }
 
 /// `[proxy]`: the live path.
