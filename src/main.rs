@@ -156,7 +156,10 @@ fn spc(command: SpcCommand) -> ExitCode {
             }
             let report = arl::arl_report(spec, shift, runs, seed, max_len);
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
             } else {
                 println!("{report}");
             }
@@ -176,13 +179,24 @@ fn spc(command: SpcCommand) -> ExitCode {
             };
             let check = (runs > 0).then(|| arl::simulate(&found.spec, 0.0, runs, seed, 10_000_000));
             if json {
-                let v = serde_json::json!({"calibrated": found, "target": target, "simulated": check});
+                let v =
+                    serde_json::json!({"calibrated": found, "target": target, "simulated": check});
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                let name = if family == arl::Family::Cusum { "h" } else { "L" };
-                println!("{}: {name} = {:.4} gives exact ARL0 {:.2} (target {target})", found.spec, found.limit, found.exact_arl0);
+                let name = if family == arl::Family::Cusum {
+                    "h"
+                } else {
+                    "L"
+                };
+                println!(
+                    "{}: {name} = {:.4} gives exact ARL0 {:.2} (target {target})",
+                    found.spec, found.limit, found.exact_arl0
+                );
                 if let Some(s) = check {
-                    println!("simulated ARL0 over {} runs: {:.2} (95% CI {:.2} .. {:.2}), median {}", s.runs, s.arl, s.ci_low, s.ci_high, s.median);
+                    println!(
+                        "simulated ARL0 over {} runs: {:.2} (95% CI {:.2} .. {:.2}), median {}",
+                        s.runs, s.arl, s.ci_low, s.ci_high, s.median
+                    );
                 }
             }
             ExitCode::SUCCESS

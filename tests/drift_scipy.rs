@@ -41,7 +41,9 @@ print(json.dumps(out))
 
 fn python() -> &'static str {
     if !Path::new(PYTHON).exists() {
-        panic!("{PYTHON} is missing: run scripts/install-peers.sh (creates .venv-peers with scipy)");
+        panic!(
+            "{PYTHON} is missing: run scripts/install-peers.sh (creates .venv-peers with scipy)"
+        );
     }
     PYTHON
 }
@@ -82,7 +84,9 @@ fn cases() -> Vec<Case> {
         };
         let reference: Vec<f64> = (0..n).map(|_| r(&mut rng, 0.0, 1.0)).collect();
         let current: Vec<f64> = (0..m).map(|_| r(&mut rng, shift, scale)).collect();
-        let ref_classes: Vec<u64> = (0..6).map(|i| rng.gen_range(0..50) * (i != 4) as u64 + 1).collect();
+        let ref_classes: Vec<u64> = (0..6)
+            .map(|i| rng.gen_range(0..50) * (i != 4) as u64 + 1)
+            .collect();
         let mut cur_classes: Vec<u64> = (0..6).map(|_| rng.gen_range(1..60)).collect();
         cur_classes.push(0);
         let mut ref_classes = ref_classes;
@@ -139,11 +143,22 @@ fn psi_ks_and_chi_square_equal_scipy() {
         for (a, b) in edges.iter().zip(&theirs_edges) {
             close(*a, *b, &format!("case {i}: edge"));
         }
-        let p = psi(&bin_counts(&edges, &c.reference), &bin_counts(&edges, &c.current));
+        let p = psi(
+            &bin_counts(&edges, &c.reference),
+            &bin_counts(&edges, &c.current),
+        );
         close(p, r["psi"].as_f64().unwrap(), &format!("case {i}: psi"));
         let ks = ks_two_sample(&c.reference, &c.current);
-        close(ks.statistic, r["ks"].as_f64().unwrap(), &format!("case {i}: ks D"));
-        close(ks.p_value, r["ks_p"].as_f64().unwrap(), &format!("case {i}: ks p"));
+        close(
+            ks.statistic,
+            r["ks"].as_f64().unwrap(),
+            &format!("case {i}: ks D"),
+        );
+        close(
+            ks.p_value,
+            r["ks_p"].as_f64().unwrap(),
+            &format!("case {i}: ks p"),
+        );
         // scipy's default p-value (exact or finite-n) differs from the asymptotic one by
         // O(1/√n); at these sizes that is small, and it is reported here for the record.
         let default_p = r["ks_p_scipy_default"].as_f64().unwrap();
@@ -153,8 +168,16 @@ fn psi_ks_and_chi_square_equal_scipy() {
             ks.p_value
         );
         let chi = chi_square(&c.ref_classes, &c.cur_classes);
-        close(chi.statistic, r["chi"].as_f64().unwrap(), &format!("case {i}: chi2"));
-        close(chi.p_value, r["chi_p"].as_f64().unwrap(), &format!("case {i}: chi2 p"));
+        close(
+            chi.statistic,
+            r["chi"].as_f64().unwrap(),
+            &format!("case {i}: chi2"),
+        );
+        close(
+            chi.p_value,
+            r["chi_p"].as_f64().unwrap(),
+            &format!("case {i}: chi2 p"),
+        );
         assert_eq!(chi.dof, r["dof"].as_u64().unwrap());
     }
 }

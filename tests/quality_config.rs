@@ -8,12 +8,13 @@ const EXAMPLE: &str = include_str!("../config/inferwatch.toml");
 #[test]
 fn example_documents_every_chart_and_drift_key() {
     // The example keeps its defaults (no charts), so chart keys appear in commented form.
-    let keys = |v: serde_json::Value| -> Vec<String> {
-        v.as_object().unwrap().keys().cloned().collect()
+    let keys =
+        |v: serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    let chart = ChartConfig {
+        center: Some(0.0),
+        sigma: Some(1.0),
+        ..ChartConfig::default()
     };
-    let mut chart = ChartConfig::default();
-    chart.center = Some(0.0);
-    chart.sigma = Some(1.0);
     let all = keys(serde_json::to_value(&chart).unwrap())
         .into_iter()
         .chain(keys(serde_json::to_value(DriftConfig::default()).unwrap()));

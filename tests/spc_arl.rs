@@ -126,7 +126,10 @@ fn calibration_finds_the_published_limits() {
     assert!((s.limit - 3.0902).abs() < 1e-3, "L = {}", s.limit);
     let we = calibrate(Family::We, 0.0, 91.75).unwrap();
     assert!((we.limit - 3.0).abs() < 0.01, "L = {}", we.limit);
-    assert!(calibrate(Family::We, 0.0, 1000.0).is_err(), "rules 2-4 cap ARL0");
+    assert!(
+        calibrate(Family::We, 0.0, 1000.0).is_err(),
+        "rules 2-4 cap ARL0"
+    );
 }
 
 fn normal(rng: &mut SmallRng, mean: f64, sd: f64) -> f64 {
@@ -204,5 +207,8 @@ fn state_file_round_trip_and_missing_file() {
     assert_eq!(back.version, 1);
     std::fs::write(&path, "{not json").unwrap();
     let err = State::load(&path).unwrap_err().to_string();
-    assert!(err.starts_with(&format!("state file {}:", path.display())), "{err}");
+    assert!(
+        err.starts_with(&format!("state file {}:", path.display())),
+        "{err}"
+    );
 }

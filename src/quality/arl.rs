@@ -40,7 +40,11 @@ pub enum Spec {
     /// Shewhart with Western Electric rules 1–4 (rule 1 at ±limit·σ).
     We { limit: f64 },
     /// EWMA with weight λ and limits ±L·sd(z_t) (exact) or ±L·sd(z_∞) (asymptotic).
-    Ewma { lambda: f64, limit: f64, exact: bool },
+    Ewma {
+        lambda: f64,
+        limit: f64,
+        exact: bool,
+    },
     /// Two-sided tabular CUSUM with reference value k and decision interval h (σ units).
     Cusum { k: f64, h: f64 },
 }
@@ -486,7 +490,9 @@ pub struct Calibrated {
 /// monotonically with the limit).
 pub fn calibrate(family: Family, shape: f64, target: f64) -> Result<Calibrated, String> {
     if !(target.is_finite() && target > 1.0) {
-        return Err(format!("--target must be a finite number > 1, got {target}"));
+        return Err(format!(
+            "--target must be a finite number > 1, got {target}"
+        ));
     }
     let make = |limit: f64| match family {
         Family::Shewhart => Spec::Shewhart { limit },
@@ -637,7 +643,7 @@ impl std::fmt::Display for ArlReport {
             ),
             None => ("-".into(), "-".into(), "none"),
         };
-        writeln!(f, "{:<20}{:<44}{}", "", "simulated", "exact")?;
+        writeln!(f, "{:<20}{:<44}exact", "", "simulated")?;
         writeln!(f, "{:<20}{:<44}{}", "ARL", sim_arl, ex_arl)?;
         writeln!(f, "{:<20}{:<44}{}", "median run length", s.median, ex_med)?;
         if s.censored > 0 {

@@ -42,7 +42,9 @@ enum Source {
         last: (u64, u64),
     },
     /// `latency_p99:<route>`: the route sketch's p99 over the last interval.
-    LatencyP99 { route: Arc<RouteStats> },
+    LatencyP99 {
+        route: Arc<RouteStats>,
+    },
     Pushed,
 }
 
@@ -195,7 +197,13 @@ impl Engine {
                 phase1: m.phase1.with_label_values(&labels),
                 alarms: rules
                     .into_iter()
-                    .map(|r| (r, m.alarms.with_label_values(&[labels[0], labels[1], r.as_str()])))
+                    .map(|r| {
+                        (
+                            r,
+                            m.alarms
+                                .with_label_values(&[labels[0], labels[1], r.as_str()]),
+                        )
+                    })
                     .collect(),
             };
             let fixed = fixed_baseline(c);
@@ -639,12 +647,15 @@ impl DriftRuntime {
             self.edges = drift::psi_edges(&self.reference, self.cfg.bins);
             self.reference_counts = drift::bin_counts(&self.edges, &self.reference);
             let bins = self.edges.len() + 1;
-            self.m.psi_threshold.with_label_values(&labels).set(drift::psi_threshold(
-                self.reference.len(),
-                self.cfg.window_size,
-                bins,
-                self.cfg.alpha,
-            ));
+            self.m
+                .psi_threshold
+                .with_label_values(&labels)
+                .set(drift::psi_threshold(
+                    self.reference.len(),
+                    self.cfg.window_size,
+                    bins,
+                    self.cfg.alpha,
+                ));
         }
     }
 
@@ -654,7 +665,10 @@ impl DriftRuntime {
         let drifted = if self.cfg.categorical {
             let current = class_counts(&self.window);
             let c = drift::chi_square(&self.reference_counts, &current);
-            self.m.chi_square_p_value.with_label_values(&labels).set(c.p_value);
+            self.m
+                .chi_square_p_value
+                .with_label_values(&labels)
+                .set(c.p_value);
             self.m
                 .psi
                 .with_label_values(&labels)
@@ -671,7 +685,10 @@ impl DriftRuntime {
             );
             let ks = drift::ks_two_sample(&self.reference, &self.window);
             self.m.psi.with_label_values(&labels).set(psi);
-            self.m.ks_statistic.with_label_values(&labels).set(ks.statistic);
+            self.m
+                .ks_statistic
+                .with_label_values(&labels)
+                .set(ks.statistic);
             self.m.ks_p_value.with_label_values(&labels).set(ks.p_value);
             psi > threshold || ks.p_value < alpha
         };
@@ -709,7 +726,10 @@ mod tests {
     use crate::config::Config;
     use crate::metrics::ProxyMetrics;
 
-    fn engine(charts: Vec<ChartConfig>, drift: Vec<DriftConfig>) -> (Engine, SignalSender, Registry, Instant) {
+    fn engine(
+        charts: Vec<ChartConfig>,
+        drift: Vec<DriftConfig>,
+    ) -> (Engine, SignalSender, Registry, Instant) {
         let registry = Registry::new();
         let pm = ProxyMetrics::register(&registry, vec![0.1, 1.0]).unwrap();
         let now = Instant::now();
@@ -728,7 +748,7 @@ mod tests {
         registry
             .gather()
             .iter()
-            .find(|f| f.get_name() == name)
+            .find(|f| f.name() == name)
             .map(|f| {
                 let m = &f.get_metric()[0];
                 if f.get_field_type() == prometheus::proto::MetricType::COUNTER {
@@ -760,15 +780,29 @@ mod tests {
         }
         assert_eq!(gauge(&reg, "inferwatch_spc_phase1"), 0.0);
         // centre 1.5, sigma = MR̄/d2 = 1/1.128 → UCL ≈ 4.16
-        e.push(Observation { signal: 0, value: 1.5 });
+        e.push(Observation {
+            signal: 0,
+            value: 1.5,
+        });
         assert_eq!(gauge(&reg, "inferwatch_spc_alarm"), 0.0);
-        assert!((gauge(&reg, "inferwatch_spc_upper_control_limit") - (1.5 + 3.0 / 1.128)).abs() < 1e-9);
-        e.push(Observation { signal: 0, value: 9.0 });
+        assert!(
+            (gauge(&reg, "inferwatch_spc_upper_control_limit") - (1.5 + 3.0 / 1.128)).abs() < 1e-9
+        );
+        e.push(Observation {
+            signal: 0,
+            value: 9.0,
+        });
         assert_eq!(gauge(&reg, "inferwatch_spc_alarm"), 1.0);
         assert_eq!(gauge(&reg, "inferwatch_spc_alarms_total"), 1.0);
-        e.push(Observation { signal: 0, value: 1.5 });
+        e.push(Observation {
+            signal: 0,
+            value: 1.5,
+        });
         assert_eq!(gauge(&reg, "inferwatch_spc_alarm"), 1.0);
-        e.push(Observation { signal: 0, value: 1.5 });
+        e.push(Observation {
+            signal: 0,
+            value: 1.5,
+        });
         assert_eq!(gauge(&reg, "inferwatch_spc_alarm"), 0.0);
     }
 
@@ -800,7 +834,10 @@ mod tests {
         let (mut e, _s, reg, start) = engine(vec![chart], vec![]);
         assert_eq!(gauge(&reg, "inferwatch_spc_phase1"), 0.0, "fixed centre");
         for i in 0..100 {
-            e.push(Observation { signal: 0, value: f64::from(u8::from(i % 2 == 0)) });
+            e.push(Observation {
+                signal: 0,
+                value: f64::from(u8::from(i % 2 == 0)),
+            });
         }
         e.tick(start + Duration::from_millis(999));
         assert_eq!(gauge(&reg, "inferwatch_spc_statistic"), 0.0, "no point yet");

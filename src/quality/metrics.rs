@@ -2,7 +2,9 @@
 //! registry handed down from `App::build`. Labels: `chart` and `signal` from config, `rule` from
 //! [`super::Rule`]: closed sets.
 
-use prometheus::{core::Collector, GaugeVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    core::Collector, GaugeVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 use crate::metrics::names;
 
@@ -28,9 +30,8 @@ pub struct QualityMetrics {
 impl QualityMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let chart = &["chart", "signal"];
-        let gauge = |name: &str, help: &str, labels: &[&str]| {
-            GaugeVec::new(Opts::new(name, help), labels)
-        };
+        let gauge =
+            |name: &str, help: &str, labels: &[&str]| GaugeVec::new(Opts::new(name, help), labels);
         let m = Self {
             statistic: gauge(
                 names::SPC_STATISTIC,

@@ -159,12 +159,11 @@ impl State {
         };
         let mut state = self.clone();
         state.version = STATE_VERSION;
-        let text = serde_json::to_string_pretty(&state).map_err(|source| {
-            QualityError::StateFormat {
+        let text =
+            serde_json::to_string_pretty(&state).map_err(|source| QualityError::StateFormat {
                 path: path.display().to_string(),
                 source,
-            }
-        })?;
+            })?;
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, text).map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)

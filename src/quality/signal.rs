@@ -64,11 +64,14 @@ impl SignalSender {
 
     /// A handle for one signal, if any chart or drift test uses it.
     pub fn handle(&self, signal: &str) -> Option<SignalHandle> {
-        self.inner.ids.get(signal).map(|(id, dropped)| SignalHandle {
-            tx: self.inner.tx.clone(),
-            id: *id,
-            dropped: dropped.clone(),
-        })
+        self.inner
+            .ids
+            .get(signal)
+            .map(|(id, dropped)| SignalHandle {
+                tx: self.inner.tx.clone(),
+                id: *id,
+                dropped: dropped.clone(),
+            })
     }
 
     /// Whether some chart or drift test uses `signal` (a producer can skip work otherwise).

@@ -56,7 +56,10 @@ fn chart(
 ) {
     let at = |key: &str| format!("quality.charts[{i}].{key}");
     if c.name.is_empty() {
-        v.report(&at("name"), "missing chart name, expected [a-z0-9_]+".into());
+        v.report(
+            &at("name"),
+            "missing chart name, expected [a-z0-9_]+".into(),
+        );
     } else if !is_route_name(&c.name) {
         v.report(
             &at("name"),
@@ -131,11 +134,10 @@ fn chart(
         &at("subgroup_interval_secs"),
         secs_positive(c.subgroup_interval_secs),
     );
-    let fixed = match (c.kind, c.center, c.sigma) {
-        (ChartKind::P, Some(_), _) => true,
-        (_, Some(_), Some(_)) => true,
-        _ => false,
-    };
+    let fixed = matches!(
+        (c.kind, c.center, c.sigma),
+        (ChartKind::P, Some(_), _) | (_, Some(_), Some(_))
+    );
     if !fixed && c.phase1_subgroups < 2 {
         v.report(
             &at("phase1_subgroups"),
@@ -225,7 +227,10 @@ fn chart(
 fn drift(v: &mut Validator<'_>, i: usize, d: &DriftConfig, first: Option<usize>) {
     let at = |key: &str| format!("quality.drift[{i}].{key}");
     if d.signal.is_empty() {
-        v.report(&at("signal"), "missing signal, expected a pushed signal name".into());
+        v.report(
+            &at("signal"),
+            "missing signal, expected a pushed signal name".into(),
+        );
     } else if !is_signal_name(&d.signal) {
         v.report(
             &at("signal"),
@@ -260,7 +265,10 @@ fn drift(v: &mut Validator<'_>, i: usize, d: &DriftConfig, first: Option<usize>)
     } else {
         10
     };
-    for (key, n) in [("reference_size", d.reference_size), ("window_size", d.window_size)] {
+    for (key, n) in [
+        ("reference_size", d.reference_size),
+        ("window_size", d.window_size),
+    ] {
         if n < least {
             v.report(
                 &at(key),
