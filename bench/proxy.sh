@@ -4,7 +4,10 @@
 # worker count. Prints throughput and latency, the ratios inferwatch/direct and inferwatch/nginx,
 # the p99 added at half of inferwatch's max throughput, and inferwatch's RSS idle and peak.
 #
-#   bench/proxy.sh [--duration SECS] [--connections N] [--workers N]
+#   bench/proxy.sh [--duration SECS] [--connections N] [--workers N] [--rounds N]
+#
+# Each figure is the median of --rounds runs, with the three targets interleaved within a
+# round, so a burst of background load hits all of them alike.
 #
 # Needs nginx and wrk (scripts/install-peers.sh --bench). Everything binds 127.0.0.1.
 set -euo pipefail
@@ -13,12 +16,14 @@ cd "$(dirname "$0")/.."
 DURATION=10
 CONNS=32
 WORKERS=$(nproc)
+ROUNDS=3
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNS=$2; shift 2 ;;
     --workers) WORKERS=$2; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -99,14 +104,29 @@ print(f"{rps:.0f} {pct['50']:.3f} {pct['90']:.3f} {pct['99']:.3f} {errs.group(1)
 PY
 }
 
-echo "== max throughput: wrk -t2 -c$CONNS -d${DURATION}s, $WORKERS worker(s) each, $(nproc) cores =="
+median() { # lines of "rps p50 p90 p99 non2xx" -> the line with the median rps
+  sort -n -k1,1 | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'
+}
+measure() { # label lua conns -> fills the associative array named by $1
+  local -n out=$1
+  local name port
+  declare -A runs=()
+  for r in $(seq "$ROUNDS"); do
+    for t in direct:$UP inferwatch:$IW nginx:$NGX; do
+      name=${t%%:*}; port=${t##*:}
+      runs[$name]+="$(run_wrk "$1-$name-$r" "$port" "${2:-}" "${3:-}")"$'\n'
+    done
+  done
+  for name in direct inferwatch nginx; do
+    out[$name]=$(printf '%s' "${runs[$name]}" | median)
+    printf "%-11s %10s %9s %9s %9s %6s\n" "$name" ${out[$name]}
+  done
+}
+
+echo "== max throughput: wrk -t2 -c$CONNS -d${DURATION}s, $WORKERS worker(s) each, $(nproc) cores, median of $ROUNDS =="
 printf "%-11s %10s %9s %9s %9s %6s\n" target req/s p50_ms p90_ms p99_ms non2xx
 declare -A R
-for t in direct:$UP inferwatch:$IW nginx:$NGX; do
-  name=${t%%:*}; port=${t##*:}
-  R[$name]=$(run_wrk "$name" "$port")
-  printf "%-11s %10s %9s %9s %9s %6s\n" "$name" ${R[$name]}
-done
+measure R
 PEAK_RSS=$(rss_kb VmHWM)
 
 read -r IW_RPS _ _ _ _ <<<"${R[inferwatch]}"
@@ -114,15 +134,11 @@ read -r D_RPS _ _ _ _ <<<"${R[direct]}"
 read -r N_RPS _ _ _ _ <<<"${R[nginx]}"
 HALF=$((IW_RPS / 2)); PC=64
 echo
-echo "== paced at ~half of inferwatch's max ($HALF req/s target, $PC connections) =="
+echo "== paced at ~half of inferwatch's max ($HALF req/s target, $PC connections), median of $ROUNDS =="
 printf "%-11s %10s %9s %9s %9s %6s\n" target req/s p50_ms p90_ms p99_ms non2xx
 LUA=$(pace "$HALF" "$PC")
 declare -A H
-for t in direct:$UP inferwatch:$IW nginx:$NGX; do
-  name=${t%%:*}; port=${t##*:}
-  H[$name]=$(run_wrk "half-$name" "$port" "$LUA" "$PC")
-  printf "%-11s %10s %9s %9s %9s %6s\n" "$name" ${H[$name]}
-done
+measure H "$LUA" "$PC"
 read -r _ _ _ HD99 _ <<<"${H[direct]}"
 read -r _ _ _ HI99 _ <<<"${H[inferwatch]}"
 read -r _ _ _ HN99 _ <<<"${H[nginx]}"

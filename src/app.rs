@@ -6,16 +6,19 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus::{IntCounter, Registry};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{Config, Protocol};
 use crate::metrics::{self, geometric_buckets, names, LatencyExporter, ProxyMetrics};
-use crate::proxy::{self, Proxy};
+use crate::protocol::{Capture, InspectionMetrics, Tap};
+use crate::proxy::{self, Heartbeat, Proxy};
 use crate::quality::{self, SignalSender};
+use crate::systemd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -40,6 +43,8 @@ pub struct App {
     admin: Arc<AdminState>,
     quality: quality::Engine,
     signals: SignalSender,
+    /// Tapped exchanges for the protocol adapters.
+    captures: Option<mpsc::Receiver<Capture>>,
 }
 
 impl App {
@@ -54,7 +59,19 @@ impl App {
             lat.buckets.clone()
         };
         let proxy_metrics = ProxyMetrics::register(&registry, buckets)?;
-        let proxy = Proxy::build(&cfg, &proxy_metrics)?;
+        let tapped = cfg.inspection.enabled
+            && cfg
+                .proxy
+                .routes
+                .iter()
+                .any(|r| r.protocol != Protocol::Opaque);
+        let (tap, captures) = if tapped {
+            let (tap, rx) = Tap::new(&cfg.inspection, InspectionMetrics::register(&registry)?);
+            (Some(tap), Some(rx))
+        } else {
+            (None, None)
+        };
+        let proxy = Proxy::build(&cfg, &proxy_metrics, tap)?;
         let scrapes_rejected = IntCounter::new(
             names::SCRAPES_REJECTED_TOTAL,
             "Scrapes refused because max_concurrent_scrapes were already running.",
@@ -87,6 +104,7 @@ impl App {
             cfg,
             proxy,
             admin,
+            captures,
             quality,
             signals,
         })
@@ -128,19 +146,17 @@ impl App {
 
     /// Serve on already-bound listeners until `shutdown` resolves, then drain and return.
     pub async fn serve(
-        self,
-        proxy_listener: TcpListener,
+        mut self,
+        proxy_listeners: impl Into<ProxyListeners>,
         admin_listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) {
+        let proxy_listeners = proxy_listeners.into();
         let admin_addr = admin_listener
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let proxy_addr = proxy_listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let proxy_addr = proxy_listeners.local_addr();
         let (admin_stop_tx, mut admin_stop_rx) = watch::channel(false);
         let admin_task = tokio::spawn(admin::serve(
             self.admin.clone(),
@@ -153,6 +169,11 @@ impl App {
         let quality_task = tokio::spawn(self.quality.run(async move {
             let _ = quality_stop_rx.wait_for(|v| *v).await;
         }));
+        if let Some(mut rx) = self.captures.take() {
+            // Interim consumer until the protocol adapters land: drain so the queue never
+            // reports drops that are not real.
+            tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        }
         self.admin.ready.store(true, Ordering::Release);
         tracing::info!(
             proxy = %proxy_addr,
@@ -161,19 +182,154 @@ impl App {
             "inferwatch serving"
         );
         let admin = self.admin.clone();
-        self.proxy
-            .serve(proxy_listener, async move {
-                shutdown.await;
-                // Readiness fails before the listener closes, so load balancers stop sending.
-                admin.ready.store(false, Ordering::Release);
-                tracing::info!("shutdown requested");
-            })
-            .await;
+        let notifier = systemd::Notifier::from_env();
+        let n = notifier.clone();
+        let stop = async move {
+            shutdown.await;
+            // Readiness fails before the listener closes, so load balancers stop sending.
+            admin.ready.store(false, Ordering::Release);
+            n.notify("STOPPING=1\nSTATUS=draining");
+            tracing::info!("shutdown requested");
+        };
+        let loops = match &proxy_listeners {
+            ProxyListeners::Shared(_) => 1,
+            ProxyListeners::PerThread(ls) => ls.len(),
+        };
+        let heartbeats: Vec<_> = (0..loops).map(|_| Heartbeat::new()).collect();
+        let watchdog = systemd::watchdog_interval()
+            .filter(|_| notifier.enabled())
+            .map(|every| tokio::spawn(feed_watchdog(notifier.clone(), heartbeats.clone(), every)));
+        // The listeners are bound (connections queue in the kernel from here on), so systemd
+        // may start what depends on us.
+        notifier.notify("READY=1\nSTATUS=serving");
+        match proxy_listeners {
+            ProxyListeners::Shared(l) => {
+                let hb = heartbeats[0].clone();
+                self.proxy.with_heartbeat(hb).serve(l, stop).await
+            }
+            ProxyListeners::PerThread(ls) => {
+                serve_per_thread(&self.proxy, ls, &heartbeats, stop).await
+            }
+        }
+        if let Some(w) = watchdog {
+            w.abort();
+        }
         let _ = quality_stop_tx.send(true);
         let _ = quality_task.await;
         let _ = admin_stop_tx.send(true);
         let _ = admin_task.await;
         tracing::info!("inferwatch stopped");
+    }
+}
+
+/// Where the proxy accepts connections.
+pub enum ProxyListeners {
+    /// One listener served by the caller's runtime (tests, embedding).
+    Shared(TcpListener),
+    /// One `SO_REUSEPORT` listener per worker thread, each thread with its own event loop.
+    PerThread(Vec<std::net::TcpListener>),
+}
+
+impl From<TcpListener> for ProxyListeners {
+    fn from(l: TcpListener) -> Self {
+        ProxyListeners::Shared(l)
+    }
+}
+
+impl ProxyListeners {
+    fn local_addr(&self) -> String {
+        let addr = match self {
+            ProxyListeners::Shared(l) => l.local_addr(),
+            ProxyListeners::PerThread(ls) => ls.first().map_or_else(
+                || Err(std::io::ErrorKind::NotFound.into()),
+                |l| l.local_addr(),
+            ),
+        };
+        addr.map(|a| a.to_string()).unwrap_or_default()
+    }
+}
+
+/// Run one proxy event loop per listener, each on its own thread with a current-thread runtime
+/// and its own upstream pool; all share routes, metrics and the in-flight limit.
+async fn serve_per_thread(
+    proxy: &Proxy,
+    listeners: Vec<std::net::TcpListener>,
+    heartbeats: &[Arc<Heartbeat>],
+    stop: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut threads = Vec::new();
+    for ((i, listener), hb) in listeners.into_iter().enumerate().zip(heartbeats) {
+        let worker = proxy.with_own_client().with_heartbeat(hb.clone());
+        let mut rx = stop_rx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("inferwatch-proxy-{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(worker = i, error = %e, "cannot start proxy worker runtime");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match TcpListener::from_std(listener) {
+                        Ok(l) => {
+                            worker
+                                .serve(l, async move {
+                                    let _ = rx.wait_for(|v| *v).await;
+                                })
+                                .await
+                        }
+                        Err(e) => tracing::error!(worker = i, error = %e, "cannot use proxy listener"),
+                    }
+                });
+            });
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => tracing::error!(worker = i, error = %e, "cannot start proxy worker thread"),
+        }
+    }
+    stop.await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await;
+}
+
+/// Feed the systemd watchdog only while every proxy event loop has beaten recently, so a
+/// wedged live path gets the service restarted rather than hidden by a healthy side thread.
+async fn feed_watchdog(
+    notifier: systemd::Notifier,
+    heartbeats: Vec<Arc<Heartbeat>>,
+    every: Duration,
+) {
+    let stale_after = (every * 2).max(Heartbeat::PERIOD * 3);
+    let mut withheld = false;
+    loop {
+        // Sleep first: READY=1 goes out before the first ping.
+        tokio::time::sleep(every).await;
+        let stalled = heartbeats.iter().position(|h| h.age() > stale_after);
+        match stalled {
+            None => {
+                notifier.notify("WATCHDOG=1");
+                withheld = false;
+            }
+            Some(i) if !withheld => {
+                tracing::error!(
+                    worker = i,
+                    "proxy event loop stalled; withholding the systemd watchdog ping"
+                );
+                withheld = true;
+            }
+            Some(_) => {}
+        }
     }
 }
 

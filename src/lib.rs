@@ -6,8 +6,10 @@
 //! - [`metrics`]: the metric catalogue and the one `prometheus::Registry` passed down.
 //! - [`latency`]: windowed quantile sketches and their confidence upper bounds.
 //! - [`proxy`]: the live path: listener, forwarding, limits, timeouts, error mapping, shutdown.
+//! - [`protocol`]: the tap (copies of tapped exchanges, off the live path) and protocol adapters.
 //! - [`quality`]: SPC charts, drift tests and the `spc` run-length analysis (silent-drift alarms).
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener.
+//! - [`systemd`]: `sd_notify` (READY, WATCHDOG, STOPPING) without libsystemd.
 //! - [`app`]: builds the running sidecar from a config and serves it until shutdown.
 #![forbid(unsafe_code)]
 
@@ -16,6 +18,8 @@ pub mod app;
 pub mod config;
 pub mod latency;
 pub mod metrics;
+pub mod protocol;
 pub mod proxy;
 pub mod quality;
+pub mod systemd;
 pub mod telemetry;

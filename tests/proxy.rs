@@ -326,14 +326,7 @@ async fn closed_port_is_502_connect_error() {
     let addr = l.local_addr().unwrap();
     drop(l);
     let sc = Sidecar::start(test_config(&format!("http://{addr}"))).await;
-    let resp = client()
-        .request(
-            Request::get(sc.url("/v2/models/m/infer"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(error_header(&resp), "connect_error");
     let s = sc.scrape().await;
@@ -361,23 +354,15 @@ async fn closed_port_is_502_connect_error() {
 
 #[tokio::test]
 async fn accept_then_reset_is_502_upstream_reset() {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            // Abortive close: RST instead of FIN.
-            let _ = s.set_zero_linger();
-            drop(s);
-        }
-    });
-    let sc = Sidecar::start(test_config(&format!("http://{addr}"))).await;
-    let resp = client()
-        .request(Request::get(sc.url("/x")).body(full("")).unwrap())
-        .await
-        .unwrap();
+    let up = RawUpstream::start(|mut s| async move {
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).await;
+        // Abortive close: RST instead of FIN.
+        let _ = s.set_zero_linger();
+    })
+    .await;
+    let sc = Sidecar::start(test_config(&up.url())).await;
+    let resp = send_get(&sc.url("/x")).await;
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(error_header(&resp), "upstream_reset");
     sc.shutdown().await;
@@ -385,28 +370,17 @@ async fn accept_then_reset_is_502_upstream_reset() {
 
 #[tokio::test]
 async fn never_answers_is_504_first_byte_timeout() {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let held = Arc::new(Mutex::new(Vec::new()));
-    let h = held.clone();
-    tokio::spawn(async move {
-        loop {
-            let (s, _) = l.accept().await.unwrap();
-            h.lock().unwrap().push(s); // keep it open, never answer
-        }
-    });
-    let mut cfg = test_config(&format!("http://{addr}"));
+    let up = RawUpstream::start(|s| async move {
+        // Keep the connection open, never answer.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(s);
+    })
+    .await;
+    let mut cfg = test_config(&up.url());
     cfg.proxy.first_byte_timeout_secs = 0.3;
     let sc = Sidecar::start(cfg).await;
     let t0 = std::time::Instant::now();
-    let resp = client()
-        .request(
-            Request::get(sc.url("/v2/models/m/infer"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
     assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(error_header(&resp), "first_byte_timeout");
     assert!(t0.elapsed() >= Duration::from_millis(290));
@@ -530,14 +504,7 @@ async fn over_max_in_flight_is_503_at_once_then_recovers() {
         .1
         .contains("inferwatch_in_flight_requests{route=\"infer\"} 2"));
     let t0 = std::time::Instant::now();
-    let resp = client()
-        .request(
-            Request::get(sc.url("/v2/models/m/infer"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error_header(&resp), "overloaded");
     assert!(t0.elapsed() < Duration::from_secs(1), "503 is immediate");
@@ -545,14 +512,7 @@ async fn over_max_in_flight_is_503_at_once_then_recovers() {
     for t in slow {
         assert_eq!(t.await.unwrap(), 200);
     }
-    let resp = client()
-        .request(
-            Request::get(sc.url("/v2/models/m/infer"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
     assert_eq!(resp.status(), 200, "recovers once load drops");
     let s = sc.scrape().await;
     assert_eq!(
@@ -575,31 +535,19 @@ async fn over_max_in_flight_is_503_at_once_then_recovers() {
 
 #[tokio::test]
 async fn failure_after_headers_is_passed_on_as_a_reset() {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-                .await;
-            let _ = s.flush().await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = s.set_zero_linger();
-            drop(s);
-        }
-    });
-    let sc = Sidecar::start(test_config(&format!("http://{addr}"))).await;
-    let resp = client()
-        .request(
-            Request::get(sc.url("/v2/models/m/infer"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let up = RawUpstream::start(|mut s| async move {
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+            .await;
+        let _ = s.flush().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = s.set_zero_linger();
+    })
+    .await;
+    let sc = Sidecar::start(test_config(&up.url())).await;
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
     assert_eq!(
         resp.status(),
         200,
@@ -638,14 +586,7 @@ async fn response_body_idle_timeout_resets() {
     let mut cfg = test_config(&up.url());
     cfg.proxy.body_idle_timeout_secs = 0.3;
     let sc = Sidecar::start(cfg).await;
-    let resp = client()
-        .request(
-            Request::get(sc.url("/v2/models/m/infer"))
-                .body(full(""))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.into_body().collect().await.is_err());
     let s = sc.scrape().await;
@@ -779,5 +720,175 @@ async fn admin_endpoints() {
     assert_eq!(v["latency"]["routes"][0]["route"], "infer");
     assert_eq!(v["latency"]["routes"][1]["route"], "other");
     assert_eq!(get(&sc.admin_url("/nope")).await.0, 404);
+    sc.shutdown().await;
+}
+
+#[tokio::test]
+async fn tap_captures_streamed_exchanges_and_counts_skips() {
+    // The tap's receiving side is exercised through the App; here the proxy's own counting:
+    // an over-size body is forwarded untouched and counted as skipped_too_large.
+    let up = echo_upstream().await;
+    let mut cfg = test_config(&up.url());
+    cfg.proxy.routes[0].protocol = inferwatch::config::Protocol::KserveV2;
+    cfg.inspection.max_body_bytes = 100;
+    let sc = Sidecar::start(cfg).await;
+    let big = vec![b'z'; 5000];
+    let resp = client()
+        .request(
+            Request::post(sc.url("/v2/models/m/infer"))
+                .body(full(big.clone()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let got = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        &got[..],
+        &big[..],
+        "bytes pass through unchanged when not inspected"
+    );
+    let s = sc.scrape().await;
+    assert_eq!(
+        s.get(
+            "inferwatch_inspection_total",
+            &[("route", "infer"), ("result", "skipped_too_large")]
+        ),
+        Some(1.0)
+    );
+    sc.shutdown().await;
+}
+
+/// The sidecar's windowed quantiles sit between what the upstream spent (its sleep) and what
+/// the client saw, for a latency mix with a known tail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windowed_quantiles_are_sandwiched_between_upstream_and_client_latency() {
+    // 1000 requests: service time 2 ms for 90%, 20 ms for 9%, 60 ms for 1%.
+    let up = Upstream::start(|req: Request<hyper::body::Incoming>| async move {
+        let ms: u64 = req
+            .uri()
+            .path()
+            .trim_start_matches("/v2/models/m/sleep/")
+            .parse()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Response::new(full("ok"))
+    })
+    .await;
+    let sc = Arc::new(Sidecar::start(test_config(&up.url())).await);
+    let mut service = Vec::new();
+    for i in 0..1000u64 {
+        service.push(match i % 100 {
+            0 => 60,
+            1..=9 => 20,
+            _ => 2,
+        });
+    }
+    let client_lat = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for chunk in service.chunks(50) {
+        let chunk = chunk.to_vec();
+        let sc = sc.clone();
+        let lat = client_lat.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = client();
+            for ms in chunk {
+                let t0 = std::time::Instant::now();
+                let r = c
+                    .request(
+                        Request::get(sc.url(&format!("/v2/models/m/sleep/{ms}")))
+                            .body(full(""))
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                r.into_body().collect().await.unwrap();
+                lat.lock().unwrap().push(t0.elapsed().as_secs_f64());
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut client_lat = client_lat.lock().unwrap().clone();
+    client_lat.sort_by(f64::total_cmp);
+    let mut service: Vec<f64> = service.iter().map(|&ms| ms as f64 / 1000.0).collect();
+    service.sort_by(f64::total_cmp);
+    let s = sc.scrape().await;
+    assert_eq!(
+        s.get(
+            "inferwatch_latency_window_samples",
+            &[("route", "infer"), ("window", "1m")]
+        ),
+        Some(1000.0)
+    );
+    for (q, ql) in [(0.5, "0.5"), (0.9, "0.9"), (0.95, "0.95"), (0.99, "0.99")] {
+        let idx = ((q * 999.0) as usize).min(999);
+        let got = s
+            .get(
+                "inferwatch_latency_quantile_seconds",
+                &[("route", "infer"), ("window", "1m"), ("q", ql)],
+            )
+            .unwrap();
+        assert!(
+            got >= service[idx] * 0.99,
+            "q{q}: sidecar {got} below the upstream's own {}",
+            service[idx]
+        );
+        assert!(
+            got <= client_lat[idx] * 1.01,
+            "q{q}: sidecar {got} above what the client saw {}",
+            client_lat[idx]
+        );
+        if q <= 0.95 {
+            // With 1000 samples the bound exists and is not below the estimate.
+            let ub = s
+                .get(
+                    "inferwatch_latency_quantile_upper_bound_seconds",
+                    &[("route", "infer"), ("window", "1m"), ("q", ql)],
+                )
+                .unwrap();
+            assert!(ub >= got, "q{q}: bound {ub} < estimate {got}");
+        }
+    }
+    let p99_ub = s.get(
+        "inferwatch_latency_quantile_upper_bound_seconds",
+        &[("route", "infer"), ("window", "1m"), ("q", "0.99")],
+    );
+    assert!(
+        p99_ub.is_some_and(|v| v >= 0.06 * 0.99),
+        "p99 bound {p99_ub:?} must cover the 60 ms tail"
+    );
+    Arc::try_unwrap(sc)
+        .ok()
+        .expect("sole owner")
+        .shutdown()
+        .await;
+}
+
+#[tokio::test]
+async fn connect_that_never_completes_is_504_connect_timeout() {
+    // A listener that never accepts, with its accept queue filled: Linux then drops new SYNs,
+    // so the proxy's connect hangs until connect_timeout_secs.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let l = sock.listen(0).unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+        {
+            fillers.push(s);
+        }
+    }
+    let mut cfg = test_config(&format!("http://{addr}"));
+    cfg.proxy.connect_timeout_secs = 0.3;
+    let sc = Sidecar::start(cfg).await;
+    let t0 = std::time::Instant::now();
+    let resp = send_get(&sc.url("/v2/models/m/infer")).await;
+    assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(error_header(&resp), "connect_timeout");
+    assert!(t0.elapsed() >= Duration::from_millis(290));
+    drop(l);
     sc.shutdown().await;
 }

@@ -19,6 +19,7 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub admin: AdminConfig,
     pub latency: LatencyConfig,
+    pub inspection: InspectionConfig,
     pub log: LogConfig,
     /// `[quality]`: SPC charts and drift tests (defined in `crate::quality::config`).
     pub quality: QualityConfig,
@@ -53,7 +54,10 @@ pub struct ProxyConfig {
     pub preserve_host: bool,
     /// After SIGTERM, how long in-flight requests get to finish.
     pub shutdown_grace_secs: f64,
-    /// Idle upstream connections kept per host.
+    /// Proxy worker threads, each with its own event loop, listening socket (`SO_REUSEPORT`)
+    /// and upstream connection pool. 0 = one per CPU core.
+    pub worker_threads: usize,
+    /// Idle upstream connections kept per host (per worker thread).
     pub pool_max_idle_per_host: usize,
     /// How long an idle upstream connection is kept.
     pub pool_idle_timeout_secs: f64,
@@ -82,6 +86,9 @@ impl Default for ProxyConfig {
             preserve_host: true,
             // Kubernetes' default terminationGracePeriodSeconds is 30; leave it 5 s to exit.
             shutdown_grace_secs: 25.0,
+            // One event loop per core, as nginx's `worker_processes auto`: a connection and its
+            // upstream connection stay on one thread, with no cross-thread wake-ups.
+            worker_threads: 0,
             pool_max_idle_per_host: 64,
             pool_idle_timeout_secs: 90.0,
         }
@@ -192,6 +199,35 @@ impl Default for LatencyConfig {
             relative_accuracy: 0.01,
             // MLPerf LoadGen's early-stopping confidence.
             confidence: 0.99,
+        }
+    }
+}
+
+/// `[inspection]`: the tap that hands copies of request/response bodies to the protocol
+/// adapters off the live path.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct InspectionConfig {
+    /// Tap routes whose protocol is not `opaque`.
+    pub enabled: bool,
+    /// Largest request or response body captured; a larger one is forwarded as always but
+    /// not inspected (counted as `skipped_too_large`).
+    pub max_body_bytes: u64,
+    /// Captures waiting for the adapters; when full, new ones are dropped and counted
+    /// (`dropped_queue_full`), never waited for.
+    pub queue_capacity: usize,
+}
+
+impl Default for InspectionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            // 1 MiB holds a KServe V2 response for a batch of a few thousand classes, or an LLM
+            // stream of tens of thousands of tokens; image inputs above it are skipped.
+            max_body_bytes: 1024 * 1024,
+            // At 1 MiB each, worst case 1 GiB held; typical payloads are KBs. 1024 captures
+            // absorb a burst of about a second at 1k req/s while the adapters catch up.
+            queue_capacity: 1024,
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod names {
     pub const IN_FLIGHT_REQUESTS: &str = "inferwatch_in_flight_requests";
     pub const BUILD_INFO: &str = "inferwatch_build_info";
     pub const SCRAPES_REJECTED_TOTAL: &str = "inferwatch_scrapes_rejected_total";
+    pub const INSPECTION_TOTAL: &str = "inferwatch_inspection_total";
     // Quality engine (src/quality/): SPC charts and drift tests.
     pub const SPC_STATISTIC: &str = "inferwatch_spc_statistic";
     pub const SPC_CENTER_LINE: &str = "inferwatch_spc_center_line";

@@ -16,6 +16,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::route::RouteStats;
 use crate::metrics::{CodeClass, Outcome};
+use crate::protocol::capture::{RequestTap, TapRecorder};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -53,6 +54,10 @@ impl Accounting {
 
     pub fn route(&self) -> &RouteStats {
         &self.stats
+    }
+
+    pub fn route_handle(&self) -> Arc<RouteStats> {
+        self.stats.clone()
     }
 
     pub fn start(&self) -> Instant {
@@ -161,16 +166,24 @@ pub struct RequestBody {
     max: u64,
     idle: Idle,
     state: Arc<AtomicU8>,
+    tap: Option<RequestTap>,
 }
 
 impl RequestBody {
-    pub fn new(inner: Incoming, max: u64, idle: Option<Duration>, state: Arc<AtomicU8>) -> Self {
+    pub fn new(
+        inner: Incoming,
+        max: u64,
+        idle: Option<Duration>,
+        state: Arc<AtomicU8>,
+        tap: Option<RequestTap>,
+    ) -> Self {
         Self {
             inner,
             seen: 0,
             max,
             idle: Idle::new(idle),
             state,
+            tap,
         }
     }
 
@@ -200,6 +213,9 @@ impl Body for RequestBody {
                     if this.seen > this.max {
                         return this
                             .fail(REQ_TOO_LARGE, "request body over max_request_body_bytes");
+                    }
+                    if let Some(tap) = &this.tap {
+                        tap.push(data);
                     }
                 }
                 this.idle.reset();
@@ -234,28 +250,39 @@ pub struct ResponseBody {
     inner: Incoming,
     idle: Idle,
     acct: Option<Accounting>,
+    tap: Option<TapRecorder>,
 }
 
 impl ResponseBody {
-    pub fn new(inner: Incoming, idle: Option<Duration>, mut acct: Accounting) -> Self {
-        // A body that is already complete (HEAD, 204, 304, Content-Length: 0) may never be
-        // polled by the server, so finish now rather than counting it as aborted on drop.
-        let acct = if inner.is_end_stream() {
-            acct.finish(Outcome::Ok, None);
-            None
-        } else {
-            Some(acct)
-        };
-        Self {
+    pub fn new(
+        inner: Incoming,
+        idle: Option<Duration>,
+        acct: Accounting,
+        tap: Option<TapRecorder>,
+    ) -> Self {
+        let mut body = Self {
             inner,
             idle: Idle::new(idle),
-            acct,
+            acct: Some(acct),
+            tap,
+        };
+        // A body that is already complete (HEAD, 204, 304, Content-Length: 0) may never be
+        // polled by the server, so finish now rather than counting it as aborted on drop.
+        if body.inner.is_end_stream() {
+            body.finish(Outcome::Ok);
         }
+        body
     }
 
     fn finish(&mut self, outcome: Outcome) {
         if let Some(mut a) = self.acct.take() {
             a.finish(outcome, None);
+        }
+        // Only complete exchanges are inspected; broken ones are already counted by outcome.
+        if let Some(tap) = self.tap.take() {
+            if outcome == Outcome::Ok {
+                tap.complete(Instant::now());
+            }
         }
     }
 }
@@ -273,6 +300,9 @@ impl Body for ResponseBody {
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 this.idle.reset();
+                if let (Some(tap), Some(data)) = (this.tap.as_mut(), frame.data_ref()) {
+                    tap.response_chunk(data, Instant::now());
+                }
                 if this.inner.is_end_stream() {
                     this.finish(Outcome::Ok);
                 }

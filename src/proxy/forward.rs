@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::body::{self, Accounting, RequestBody, ResponseBody};
 use super::headers::{append_forwarded_for, strip_hop_by_hop};
 use super::Inner;
+use crate::config::Protocol;
 use crate::metrics::{CodeClass, Outcome};
 
 pub type ProxyResponse = Response<Either<ResponseBody, Full<Bytes>>>;
@@ -45,6 +46,21 @@ pub(crate) async fn handle(
     let mut acct = Accounting::admit(stats, inner.in_flight.clone(), start);
 
     let (mut parts, body) = req.into_parts();
+    let mut recorder = match &inner.tap {
+        Some(tap) if acct.route().protocol != Protocol::Opaque => Some(
+            tap.recorder(
+                acct.route_handle(),
+                parts.method.clone(),
+                parts
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
+                parts.headers.clone(),
+                start,
+            ),
+        ),
+        _ => None,
+    };
     let declared_len = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -115,7 +131,13 @@ pub(crate) async fn handle(
     let body_state = Arc::new(AtomicU8::new(body::REQ_OK));
     let upstream_req = Request::from_parts(
         parts,
-        RequestBody::new(body, inner.max_body, inner.body_idle, body_state.clone()),
+        RequestBody::new(
+            body,
+            inner.max_body,
+            inner.body_idle,
+            body_state.clone(),
+            recorder.as_ref().map(|r| r.request_tap()),
+        ),
     );
     acct.set_forwarded();
 
@@ -141,10 +163,14 @@ pub(crate) async fn handle(
         }
         Ok(Ok(resp)) => {
             let status = resp.status().as_u16();
-            acct.headers_received(status, Instant::now());
+            let now = Instant::now();
+            acct.headers_received(status, now);
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers, false);
-            let body = ResponseBody::new(body, inner.body_idle, acct);
+            if let Some(r) = recorder.as_mut() {
+                r.headers(parts.status, &parts.headers, now);
+            }
+            let body = ResponseBody::new(body, inner.body_idle, acct, recorder);
             Ok(Response::from_parts(parts, Either::Left(body)))
         }
     }

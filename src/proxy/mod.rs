@@ -27,6 +27,7 @@ pub use route::{RouteStats, Router, OTHER_ROUTE};
 
 use crate::config::{Config, UpstreamProtocol};
 use crate::metrics::ProxyMetrics;
+use crate::protocol::Tap;
 
 /// Errors building the proxy from a (validated) config.
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +36,10 @@ pub enum BuildError {
     Upstream(String),
 }
 
+#[derive(Clone)]
 pub(crate) struct Inner {
     client: Client<HttpConnector, RequestBody>,
+    client_settings: ClientSettings,
     upstream_scheme: http::uri::Scheme,
     upstream_authority: http::uri::Authority,
     upstream_h2: bool,
@@ -48,6 +51,7 @@ pub(crate) struct Inner {
     body_idle: Option<Duration>,
     x_forwarded_for: bool,
     preserve_host: bool,
+    tap: Option<Tap>,
 }
 
 /// The proxy, built from config; cheap to clone.
@@ -55,10 +59,49 @@ pub(crate) struct Inner {
 pub struct Proxy {
     inner: Arc<Inner>,
     grace: Duration,
+    heartbeat: Option<Arc<Heartbeat>>,
+}
+
+/// Proof that a proxy event loop is alive: a timestamp its runtime refreshes every second.
+/// The systemd watchdog is only fed while every proxy loop's heartbeat is fresh.
+#[derive(Debug)]
+pub struct Heartbeat {
+    origin: std::time::Instant,
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Heartbeat {
+    pub const PERIOD: Duration = Duration::from_secs(1);
+
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            origin: std::time::Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    fn beat(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long since the loop last proved itself alive.
+    pub fn age(&self) -> Duration {
+        let last = self.last_ms.load(std::sync::atomic::Ordering::Relaxed);
+        self.origin
+            .elapsed()
+            .saturating_sub(Duration::from_millis(last))
+    }
 }
 
 impl Proxy {
-    pub fn build(cfg: &Config, metrics: &ProxyMetrics) -> Result<Self, BuildError> {
+    /// Build from a validated config. `tap`, when given, receives copies of exchanges on
+    /// routes whose protocol is not `opaque`.
+    pub fn build(
+        cfg: &Config,
+        metrics: &ProxyMetrics,
+        tap: Option<Tap>,
+    ) -> Result<Self, BuildError> {
         let p = &cfg.proxy;
         let uri: http::Uri = p
             .upstream
@@ -68,25 +111,21 @@ impl Proxy {
             .authority()
             .cloned()
             .ok_or_else(|| BuildError::Upstream("no host:port".into()))?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs_f64(p.connect_timeout_secs)));
         let upstream_h2 = p.upstream_protocol == UpstreamProtocol::H2c;
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs_f64(p.pool_idle_timeout_secs))
-            .pool_max_idle_per_host(p.pool_max_idle_per_host)
-            .http2_only(upstream_h2)
-            // The proxy sets Host itself (preserved or rewritten), so the client must not.
-            .set_host(false)
-            .build(connector);
+        let client_settings = ClientSettings {
+            connect_timeout: Duration::from_secs_f64(p.connect_timeout_secs),
+            pool_idle_timeout: Duration::from_secs_f64(p.pool_idle_timeout_secs),
+            pool_max_idle_per_host: p.pool_max_idle_per_host,
+            h2: upstream_h2,
+        };
+        let client = client_settings.client();
         let router = Arc::new(Router::new(cfg, metrics, tokio::time::Instant::now()));
         let body_idle = (p.body_idle_timeout_secs > 0.0)
             .then(|| Duration::from_secs_f64(p.body_idle_timeout_secs));
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
+                client_settings,
                 upstream_scheme: uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
                 upstream_authority: authority,
                 upstream_h2,
@@ -98,9 +137,30 @@ impl Proxy {
                 body_idle,
                 x_forwarded_for: p.x_forwarded_for,
                 preserve_host: p.preserve_host,
+                tap,
             }),
             grace: Duration::from_secs_f64(p.shutdown_grace_secs),
+            heartbeat: None,
         })
+    }
+
+    /// The same proxy (routes, metrics, in-flight limit, tap) with its own upstream connection
+    /// pool, for a worker thread that runs its own event loop: connections then never hop
+    /// between threads.
+    pub fn with_own_client(&self) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.client = inner.client_settings.client();
+        Self {
+            inner: Arc::new(inner),
+            grace: self.grace,
+            heartbeat: None,
+        }
+    }
+
+    /// Refresh `hb` from this proxy's runtime while it serves.
+    pub fn with_heartbeat(mut self, hb: Arc<Heartbeat>) -> Self {
+        self.heartbeat = Some(hb);
+        self
     }
 
     /// The routes and their live statistics (for the admin server's /status and gauges).
@@ -122,6 +182,14 @@ impl Proxy {
         builder.http1().timer(TokioTimer::new());
         builder.http2().timer(TokioTimer::new());
         let graceful = GracefulShutdown::new();
+        let beating = self.heartbeat.clone().map(|hb| {
+            tokio::spawn(async move {
+                loop {
+                    hb.beat();
+                    tokio::time::sleep(Heartbeat::PERIOD).await;
+                }
+            })
+        });
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -150,6 +218,9 @@ impl Proxy {
             }
         }
         drop(listener);
+        if let Some(b) = beating {
+            b.abort();
+        }
         let in_flight = self.in_flight();
         tracing::info!(
             in_flight,
@@ -165,7 +236,51 @@ impl Proxy {
     }
 }
 
-/// Bind helper for callers that have an address rather than a listener.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+#[derive(Clone)]
+struct ClientSettings {
+    connect_timeout: Duration,
+    pool_idle_timeout: Duration,
+    pool_max_idle_per_host: usize,
+    h2: bool,
+}
+
+impl ClientSettings {
+    fn client(&self) -> Client<HttpConnector, RequestBody> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(self.connect_timeout));
+        Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .pool_max_idle_per_host(self.pool_max_idle_per_host)
+            .http2_only(self.h2)
+            // The proxy sets Host itself (preserved or rewritten), so the client must not.
+            .set_host(false)
+            .build(connector)
+    }
+}
+
+/// Bind `n` listening sockets on one address with `SO_REUSEPORT`, so the kernel spreads new
+/// connections over `n` worker threads (each with its own event loop), as nginx's `reuseport`.
+/// Must be called inside a tokio runtime; the sockets come back as std listeners so they can
+/// move to the workers' runtimes.
+pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let mut out = Vec::with_capacity(n);
+    let mut addr = addr;
+    for _ in 0..n.max(1) {
+        let sock = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        sock.set_reuseaddr(true)?;
+        sock.set_reuseport(true)?;
+        sock.set_nodelay(true)?;
+        sock.bind(addr)?;
+        // Port 0: the first socket picks the port, the others join it.
+        addr = sock.local_addr()?;
+        out.push(sock.listen(1024)?.into_std()?);
+    }
+    Ok(out)
 }

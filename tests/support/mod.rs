@@ -292,3 +292,47 @@ impl Scrape {
         self.samples.iter().any(|s| s.name == name)
     }
 }
+
+/// A misbehaving upstream at the TCP level: `handler` gets each accepted connection.
+pub struct RawUpstream {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl RawUpstream {
+    pub async fn start<F, Fut>(handler: F) -> Self
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = listener.accept().await else {
+                    continue;
+                };
+                tokio::spawn(handler(s));
+            }
+        });
+        Self { addr, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for RawUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Send a GET through a fresh client and return the response (body unread).
+pub async fn send_get(url: &str) -> Response<Incoming> {
+    client()
+        .request(Request::get(url).body(full("")).unwrap())
+        .await
+        .expect("request")
+}

@@ -2,7 +2,7 @@
 //! problem is collected, each with its key path, so that an operator fixes them all in one go.
 
 use super::ConfigError;
-use crate::config::{Config, LatencyConfig, LogConfig, ProxyConfig};
+use crate::config::{Config, InspectionConfig, LatencyConfig, LogConfig, ProxyConfig};
 use std::net::SocketAddr;
 
 // The `[quality]` rules live in their own file; as a child module they share the `Validator`.
@@ -44,6 +44,7 @@ pub(crate) fn validate_skipping(config: &Config, skip: &[String]) -> Vec<ConfigE
         );
     }
     latency(&mut v, &config.latency);
+    inspection(&mut v, &config.inspection);
     log(&mut v, &config.log);
     quality::quality(&mut v, config);
     v.errors
@@ -102,6 +103,15 @@ fn at_least_one(n: u64) -> Option<String> {
 }
 
 fn proxy(v: &mut Validator<'_>, p: &ProxyConfig) {
+    if p.worker_threads > 1024 {
+        v.report(
+            "proxy.worker_threads",
+            format!(
+                "must be at most 1024 (0 = one per CPU core), got {}",
+                p.worker_threads
+            ),
+        );
+    }
     v.check("proxy.upstream", upstream_problem(&p.upstream));
     v.check(
         "proxy.connect_timeout_secs",
@@ -443,6 +453,15 @@ fn latency(v: &mut Validator<'_>, l: &LatencyConfig) {
         "latency.confidence",
         (!(c > 0.5 && c < 1.0)).then(|| format!("must be > 0.5 and < 1, got {c}")),
     );
+}
+
+fn inspection(v: &mut Validator<'_>, i: &InspectionConfig) {
+    if let Some(m) = at_least_one(i.max_body_bytes) {
+        v.report("inspection.max_body_bytes", m);
+    }
+    if let Some(m) = at_least_one(i.queue_capacity as u64) {
+        v.report("inspection.queue_capacity", m);
+    }
 }
 
 fn log(v: &mut Validator<'_>, l: &LogConfig) {

@@ -1,0 +1,260 @@
+//! The tap: a copy of a live exchange (request and response bodies as the reference-counted
+//! chunks that passed through, with arrival times) handed to a bounded queue for the protocol
+//! adapters. The live path only clones `Bytes` handles and never waits: a full queue or an
+//! over-size body is counted and the copy dropped.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Method, StatusCode};
+use prometheus::{IntCounterVec, Opts, Registry};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::config::InspectionConfig;
+use crate::metrics::names;
+use crate::proxy::RouteStats;
+
+/// One complete live exchange, as the client and upstream sent it.
+pub struct Capture {
+    pub route: Arc<RouteStats>,
+    pub method: Method,
+    /// Path and query as the client sent them.
+    pub path: String,
+    pub request_headers: HeaderMap,
+    pub request_body: Vec<Bytes>,
+    pub status: StatusCode,
+    pub response_headers: HeaderMap,
+    /// Response body chunks, each with its arrival time after `start` (for token timings).
+    pub response_chunks: Vec<(Duration, Bytes)>,
+    /// When the request's first byte arrived.
+    pub start: Instant,
+    /// Request start to response headers.
+    pub ttfb: Duration,
+    /// Request start to the last response byte.
+    pub total: Duration,
+}
+
+impl Capture {
+    pub fn request_bytes(&self) -> Bytes {
+        concat(self.request_body.iter())
+    }
+
+    pub fn response_bytes(&self) -> Bytes {
+        concat(self.response_chunks.iter().map(|(_, b)| b))
+    }
+}
+
+fn concat<'a>(chunks: impl Iterator<Item = &'a Bytes> + Clone) -> Bytes {
+    let mut it = chunks.clone();
+    match (it.next(), it.next()) {
+        (None, _) => Bytes::new(),
+        (Some(one), None) => one.clone(),
+        _ => {
+            let len = chunks.clone().map(Bytes::len).sum();
+            let mut buf = BytesMut::with_capacity(len);
+            for c in chunks {
+                buf.extend_from_slice(c);
+            }
+            buf.freeze()
+        }
+    }
+}
+
+/// `inferwatch_inspection_total{route,result}`; shared by the tap (skipped, dropped) and the
+/// adapters (parsed, malformed).
+#[derive(Clone)]
+pub struct InspectionMetrics {
+    pub total: IntCounterVec,
+}
+
+impl InspectionMetrics {
+    pub const PARSED: &'static str = "parsed";
+    pub const MALFORMED: &'static str = "malformed";
+    pub const SKIPPED_TOO_LARGE: &'static str = "skipped_too_large";
+    pub const DROPPED_QUEUE_FULL: &'static str = "dropped_queue_full";
+
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let total = IntCounterVec::new(
+            Opts::new(
+                names::INSPECTION_TOTAL,
+                "Tapped exchanges by result: parsed, malformed, skipped_too_large, dropped_queue_full.",
+            ),
+            &["route", "result"],
+        )?;
+        registry.register(Box::new(total.clone()))?;
+        Ok(Self { total })
+    }
+
+    pub fn count(&self, route: &str, result: &'static str) {
+        self.total.with_label_values(&[route, result]).inc();
+    }
+}
+
+/// The sending side of the tap, held by the proxy.
+#[derive(Clone)]
+pub struct Tap {
+    tx: mpsc::Sender<Capture>,
+    max_body: u64,
+    metrics: InspectionMetrics,
+}
+
+impl Tap {
+    /// A tap and the receiver the adapters read from.
+    pub fn new(
+        cfg: &InspectionConfig,
+        metrics: InspectionMetrics,
+    ) -> (Self, mpsc::Receiver<Capture>) {
+        let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
+        (
+            Self {
+                tx,
+                max_body: cfg.max_body_bytes,
+                metrics,
+            },
+            rx,
+        )
+    }
+
+    /// Start recording one exchange (called only for tapped routes).
+    pub fn recorder(
+        &self,
+        route: Arc<RouteStats>,
+        method: Method,
+        path: String,
+        request_headers: HeaderMap,
+        start: Instant,
+    ) -> TapRecorder {
+        TapRecorder {
+            tap: self.clone(),
+            route,
+            method,
+            path,
+            request_headers,
+            start,
+            request: Arc::new(Mutex::new(Chunks::default())),
+            response: Chunks::default(),
+            response_times: Vec::new(),
+            status: StatusCode::OK,
+            response_headers: HeaderMap::new(),
+            ttfb: Duration::ZERO,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Chunks {
+    chunks: Vec<Bytes>,
+    bytes: u64,
+    too_large: bool,
+}
+
+impl Chunks {
+    fn push(&mut self, data: &Bytes, max: u64) -> bool {
+        if self.too_large {
+            return false;
+        }
+        self.bytes += data.len() as u64;
+        if self.bytes > max {
+            // Over the limit: let go of what was held at once rather than at the end.
+            self.too_large = true;
+            self.chunks = Vec::new();
+            return false;
+        }
+        self.chunks.push(data.clone());
+        true
+    }
+}
+
+/// Records one exchange as it streams. The request side is shared with the request body
+/// (which may be polled on another task); the response side is owned by the response body.
+pub struct TapRecorder {
+    tap: Tap,
+    route: Arc<RouteStats>,
+    method: Method,
+    path: String,
+    request_headers: HeaderMap,
+    start: Instant,
+    request: Arc<Mutex<Chunks>>,
+    response: Chunks,
+    response_times: Vec<Duration>,
+    status: StatusCode,
+    response_headers: HeaderMap,
+    ttfb: Duration,
+}
+
+/// The request body's handle on the recorder.
+#[derive(Clone)]
+pub struct RequestTap {
+    chunks: Arc<Mutex<Chunks>>,
+    max: u64,
+}
+
+impl RequestTap {
+    pub fn push(&self, data: &Bytes) {
+        if let Ok(mut c) = self.chunks.lock() {
+            c.push(data, self.max);
+        }
+    }
+}
+
+impl TapRecorder {
+    pub fn request_tap(&self) -> RequestTap {
+        RequestTap {
+            chunks: self.request.clone(),
+            max: self.tap.max_body,
+        }
+    }
+
+    pub fn headers(&mut self, status: StatusCode, headers: &HeaderMap, now: Instant) {
+        self.status = status;
+        self.response_headers = headers.clone();
+        self.ttfb = now - self.start;
+    }
+
+    pub fn response_chunk(&mut self, data: &Bytes, now: Instant) {
+        if self.response.push(data, self.tap.max_body) {
+            self.response_times.push(now - self.start);
+        } else {
+            self.response_times = Vec::new();
+        }
+    }
+
+    /// The exchange completed: hand it to the adapters, or count why not.
+    pub fn complete(self, now: Instant) {
+        let metrics = &self.tap.metrics;
+        let route = self.route.name.clone();
+        let request = match self.request.lock() {
+            Ok(mut r) if !r.too_large => std::mem::take(&mut r.chunks),
+            _ => {
+                metrics.count(&route, InspectionMetrics::SKIPPED_TOO_LARGE);
+                return;
+            }
+        };
+        if self.response.too_large {
+            metrics.count(&route, InspectionMetrics::SKIPPED_TOO_LARGE);
+            return;
+        }
+        let capture = Capture {
+            route: self.route,
+            method: self.method,
+            path: self.path,
+            request_headers: self.request_headers,
+            request_body: request,
+            status: self.status,
+            response_headers: self.response_headers,
+            response_chunks: self
+                .response_times
+                .into_iter()
+                .zip(self.response.chunks)
+                .collect(),
+            start: self.start,
+            ttfb: self.ttfb,
+            total: now - self.start,
+        };
+        if self.tap.tx.try_send(capture).is_err() {
+            metrics.count(&route, InspectionMetrics::DROPPED_QUEUE_FULL);
+        }
+    }
+}
