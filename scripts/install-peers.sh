@@ -27,8 +27,9 @@ command -v promtool >/dev/null || { echo "install-peers: promtool still missing"
 
 # scipy in a project-local venv: the drift tests (tests/drift_scipy.rs) check our PSI and KS values
 # against scipy's on identical data. Created once; later runs only check that scipy imports.
-if ! .venv-peers/bin/python -c "import scipy" >/dev/null 2>&1; then
+venv="$(cd "$(dirname "$0")/.." && pwd)/.venv-peers"
+if ! "$venv/bin/python" -c "import scipy" >/dev/null 2>&1; then
   echo "install-peers: creating .venv-peers with scipy" >&2
-  python3 -m venv .venv-peers
-  .venv-peers/bin/pip install --quiet --disable-pip-version-check scipy
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check scipy
 fi
