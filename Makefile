@@ -15,5 +15,5 @@ unit:
 
 bench:
 	scripts/install-peers.sh --bench
-	cargo bench --bench accounting --bench encode
+	cargo bench --bench accounting --bench encode --bench spc
 	bench/proxy.sh

@@ -18,6 +18,7 @@ use crate::energy::EnergySampler;
 use crate::metrics::{self, geometric_buckets, names, LatencyExporter, ProxyMetrics};
 use crate::protocol::{Capture, InspectionMetrics, Tap};
 use crate::proxy::{self, Heartbeat, Proxy};
+use crate::quality::{self, SignalSender};
 use crate::system::{ModelServer, SystemSampler};
 use crate::systemd;
 
@@ -27,6 +28,8 @@ pub enum AppError {
     Metrics(#[from] prometheus::Error),
     #[error(transparent)]
     Proxy(#[from] proxy::BuildError),
+    #[error("quality: {0}")]
+    Quality(#[from] quality::QualityError),
     #[error("cannot bind {what} listener on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -40,6 +43,8 @@ pub struct App {
     cfg: Config,
     proxy: Proxy,
     admin: Arc<AdminState>,
+    quality: quality::Engine,
+    signals: SignalSender,
     /// Tapped exchanges for the protocol adapters.
     captures: Option<mpsc::Receiver<Capture>>,
     energy: Option<EnergySampler>,
@@ -76,6 +81,12 @@ impl App {
             "Scrapes refused because max_concurrent_scrapes were already running.",
         )?;
         registry.register(Box::new(scrapes_rejected.clone()))?;
+        let (quality, signals) = quality::Engine::build(
+            &cfg.quality,
+            &proxy.router(),
+            &registry,
+            tokio::time::Instant::now(),
+        )?;
         let latency = LatencyExporter::new(proxy.router(), proxy_metrics, &cfg.latency);
         // Samplers off the live path: they read the routes' counters, the proxy never waits.
         let model_server = cfg.system.names_a_process().then(ModelServer::default);
@@ -108,7 +119,14 @@ impl App {
             captures,
             energy,
             system,
+            quality,
+            signals,
         })
+    }
+
+    /// Where other modules push quality observations (canary, shadow, protocol adapters).
+    pub fn signals(&self) -> SignalSender {
+        self.signals.clone()
     }
 
     pub fn registry(&self) -> &Registry {
@@ -169,6 +187,10 @@ impl App {
                 let _ = admin_stop_rx.wait_for(|v| *v).await;
             },
         ));
+        let (quality_stop_tx, mut quality_stop_rx) = watch::channel(false);
+        let quality_task = tokio::spawn(self.quality.run(async move {
+            let _ = quality_stop_rx.wait_for(|v| *v).await;
+        }));
         if let Some(mut rx) = self.captures.take() {
             // Interim consumer until the protocol adapters land: drain so the queue never
             // reports drops that are not real.
@@ -218,6 +240,8 @@ impl App {
         for s in samplers {
             let _ = s.await;
         }
+        let _ = quality_stop_tx.send(true);
+        let _ = quality_task.await;
         let _ = admin_stop_tx.send(true);
         let _ = admin_task.await;
         tracing::info!("inferwatch stopped");

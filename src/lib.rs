@@ -9,6 +9,7 @@
 //! - [`energy`]: energy sources (NVML, RAPL, a labelled estimate) and joules per inference.
 //! - [`system`]: the model server process's and the host's footprint (sysinfo).
 //! - [`protocol`]: the tap (copies of tapped exchanges, off the live path) and protocol adapters.
+//! - [`quality`]: SPC charts, drift tests and the `spc` run-length analysis (silent-drift alarms).
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener.
 //! - [`systemd`]: `sd_notify` (READY, WATCHDOG, STOPPING) without libsystemd.
 //! - [`app`]: builds the running sidecar from a config and serves it until shutdown.
@@ -22,6 +23,7 @@ pub mod latency;
 pub mod metrics;
 pub mod protocol;
 pub mod proxy;
+pub mod quality;
 pub mod system;
 pub mod systemd;
 pub mod telemetry;

@@ -172,6 +172,35 @@ fn expected(name: &str) -> Vec<&'static str> {
             "system.pid: invalid value: integer `-1`, expected a non-negative integer",
             "system.include_children: invalid type: string \"yes\", expected a boolean",
         ],
+        "invalid_quality.toml" => vec![
+            "quality.queue_capacity: must be between 1 and 1000000, got 0",
+            "quality.charts[0].name: invalid chart name \"Errors\", expected [a-z0-9_]+",
+            "quality.charts[0].kind: request_error:infer is a failed-request fraction: kind must be \"p\", got \"ewma\"",
+            "quality.charts[0].subgroup_interval_secs: must be > 0 and <= 31536000 seconds, got 0",
+            "quality.charts[0].we_two_of_three: Western Electric rules apply to kind \"shewhart\" only, got kind \"ewma\"",
+            "quality.charts[1].signal: unknown route \"chat\" in \"latency_p99:chat\", expected one of proxy.routes' names or \"other\"",
+            "quality.charts[1].phase1_subgroups: must be at least 2 (sigma is estimated from the spread between subgroups), got 1",
+            "quality.charts[1].sigma: missing: a fixed baseline needs both center and sigma (or neither, to learn them in Phase I)",
+            "quality.charts[1].limit: must be > 2 with the Western Electric rules on (rule 2 uses 2 sigma), got 2",
+            "quality.charts[2].name: duplicate chart name \"p99\" (first used by quality.charts[1])",
+            "quality.charts[2].kind: latency_p99:infer is a continuous signal: kind \"p\" is for 0/1 signals",
+            "quality.charts[2].center: a p chart's center is a fraction in (0, 1), got 1.5",
+            "quality.charts[2].lambda: must be in (0, 1], got 0",
+            "quality.charts[2].k: must be a finite number >= 0, got -1",
+            "quality.charts[2].h: must be a finite number > 0, got inf",
+            "quality.charts[2].clear_after_subgroups: must be at least 1, got 0",
+            "quality.charts[3].signal: invalid signal \"Confidence!\", expected [a-z0-9_]+ or kind:route such as request_error:infer",
+            "quality.charts[3].center: must be a finite number, got NaN",
+            "quality.charts[3].sigma: must be a finite number > 0, got -2",
+            "quality.charts[4].name: missing chart name, expected [a-z0-9_]+",
+            "quality.charts[4].signal: missing signal, expected request_error:<route>, latency_p99:<route> or a pushed signal name",
+            "quality.drift[0].signal: \"request_error:infer\" is a chart-only pull signal; drift tests read pushed signals",
+            "quality.drift[0].reference_size: must be at least 10 (5 per bin, 10 at least), got 5",
+            "quality.drift[0].bins: must be between 2 and 100, got 1",
+            "quality.drift[0].alpha: must be in (0, 0.5), got 0.5",
+            "quality.drift[1].window_size: must be at least 50 (5 per bin, 10 at least), got 20",
+            "quality.drift[2].signal: duplicate drift test of \"confidence\" (first at quality.drift[1])",
+        ],
         other => panic!("fixture {other} has no expected messages: add them to `expected`"),
     }
 }
@@ -272,6 +301,11 @@ fn energy_and_system_from_env_and_booleans_for_modes() {
         errors_of("[energy]\nnvml_idle_wats = 50.0\n"),
         vec!["energy.nvml_idle_wats: unknown key, did you mean `nvml_idle_watts`?"]
     );
+}
+
+#[test]
+fn quality_rules() {
+    check_fixture("invalid_quality.toml");
 }
 
 #[test]

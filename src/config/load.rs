@@ -647,6 +647,9 @@ impl Shape {
         sample.energy.nvml_idle_watts = Some(0.0);
         sample.energy.rapl_idle_watts = Some(0.0);
         sample.energy.estimate_idle_watts = Some(0.0);
+        // One chart and one drift test, so their keys are known (suggestions, report order).
+        sample.quality.charts.push(Default::default());
+        sample.quality.drift.push(Default::default());
         serde_json::to_string(&sample)
             .ok()
             .and_then(|json| serde_json::from_str(&json).ok())

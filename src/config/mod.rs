@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 mod energy;
 mod load;
+pub use crate::quality::config::{ChartConfig, ChartKind, DriftConfig, EwmaLimits, QualityConfig};
 pub use energy::{EnergyConfig, SourceMode, SystemConfig};
 pub use load::{load, load_str, load_with_env, validate, ConfigError, ConfigErrors};
 
@@ -24,6 +25,8 @@ pub struct Config {
     pub energy: EnergyConfig,
     pub system: SystemConfig,
     pub log: LogConfig,
+    /// `[quality]`: SPC charts and drift tests (defined in `crate::quality::config`).
+    pub quality: QualityConfig,
 }
 
 /// `[proxy]`: the live path.

@@ -56,6 +56,23 @@ pub mod names {
     pub const HOST_CPU_UTILIZATION_RATIO: &str = "inferwatch_host_cpu_utilization_ratio";
     pub const HOST_MEMORY_USED_BYTES: &str = "inferwatch_host_memory_used_bytes";
     pub const HOST_MEMORY_TOTAL_BYTES: &str = "inferwatch_host_memory_total_bytes";
+
+    // Quality engine (src/quality/): SPC charts and drift tests.
+    pub const SPC_STATISTIC: &str = "inferwatch_spc_statistic";
+    pub const SPC_CENTER_LINE: &str = "inferwatch_spc_center_line";
+    pub const SPC_UPPER_CONTROL_LIMIT: &str = "inferwatch_spc_upper_control_limit";
+    pub const SPC_LOWER_CONTROL_LIMIT: &str = "inferwatch_spc_lower_control_limit";
+    pub const SPC_ALARM: &str = "inferwatch_spc_alarm";
+    pub const SPC_ALARMS_TOTAL: &str = "inferwatch_spc_alarms_total";
+    pub const SPC_PHASE1: &str = "inferwatch_spc_phase1";
+    pub const DRIFT_PSI: &str = "inferwatch_drift_psi";
+    pub const DRIFT_PSI_THRESHOLD: &str = "inferwatch_drift_psi_threshold";
+    pub const DRIFT_KS_STATISTIC: &str = "inferwatch_drift_ks_statistic";
+    pub const DRIFT_KS_P_VALUE: &str = "inferwatch_drift_ks_p_value";
+    pub const DRIFT_CHI_SQUARE_P_VALUE: &str = "inferwatch_drift_chi_square_p_value";
+    pub const DRIFT_ALARM: &str = "inferwatch_drift_alarm";
+    pub const QUALITY_SIGNAL_DROPPED_TOTAL: &str = "inferwatch_quality_signal_dropped_total";
+    pub const QUALITY_SIGNAL_UNKNOWN_TOTAL: &str = "inferwatch_quality_signal_unknown_total";
 }
 
 /// How a live request ended. One closed set, used as the `outcome` label, in the

@@ -5,6 +5,10 @@ use super::ConfigError;
 use crate::config::{Config, InspectionConfig, LatencyConfig, LogConfig, ProxyConfig};
 use std::net::SocketAddr;
 
+// The `[quality]` rules live in their own file; as a child module they share the `Validator`.
+#[path = "quality.rs"]
+mod quality;
+
 /// Longest accepted duration, in seconds (one year): long enough for any real timeout, short enough
 /// that `Instant::now() + timeout` can never overflow.
 pub const MAX_SECS: f64 = 31_536_000.0;
@@ -43,6 +47,7 @@ pub(crate) fn validate_skipping(config: &Config, skip: &[String]) -> Vec<ConfigE
     inspection(&mut v, &config.inspection);
     super::energy::validate(&mut v, &config.energy, &config.system);
     log(&mut v, &config.log);
+    quality::quality(&mut v, config);
     v.errors
 }
 
