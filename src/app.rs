@@ -14,7 +14,9 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::admin::{self, AdminState};
 use crate::config::{Config, Protocol};
 use crate::metrics::{self, geometric_buckets, names, LatencyExporter, ProxyMetrics};
-use crate::protocol::{Capture, InspectionMetrics, Tap};
+use crate::protocol::{
+    Capture, InspectionMetrics, Inspector, NoSignals, ProtocolMetrics, SignalSink, Tap,
+};
 use crate::proxy::{self, Proxy};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +38,9 @@ pub struct App {
     cfg: Config,
     proxy: Proxy,
     admin: Arc<AdminState>,
-    /// Tapped exchanges for the protocol adapters.
+    /// Tapped exchanges and the inspector that reads them (both present or both absent).
     captures: Option<mpsc::Receiver<Capture>>,
+    inspector: Option<Inspector>,
 }
 
 impl App {
@@ -51,18 +54,21 @@ impl App {
         } else {
             lat.buckets.clone()
         };
-        let proxy_metrics = ProxyMetrics::register(&registry, buckets)?;
+        let proxy_metrics = ProxyMetrics::register(&registry, buckets.clone())?;
         let tapped = cfg.inspection.enabled
             && cfg
                 .proxy
                 .routes
                 .iter()
                 .any(|r| r.protocol != Protocol::Opaque);
-        let (tap, captures) = if tapped {
-            let (tap, rx) = Tap::new(&cfg.inspection, InspectionMetrics::register(&registry)?);
-            (Some(tap), Some(rx))
+        let (tap, captures, inspector) = if tapped {
+            let inspection = InspectionMetrics::register(&registry)?;
+            let protocol = ProtocolMetrics::register(&registry, buckets.clone())?;
+            let (tap, rx) = Tap::new(&cfg.inspection, inspection.clone());
+            let inspector = Inspector::new(&cfg, protocol, inspection, Arc::new(NoSignals));
+            (Some(tap), Some(rx), Some(inspector))
         } else {
-            (None, None)
+            (None, None, None)
         };
         let proxy = Proxy::build(&cfg, &proxy_metrics, tap)?;
         let scrapes_rejected = IntCounter::new(
@@ -92,7 +98,16 @@ impl App {
             proxy,
             admin,
             captures,
+            inspector,
         })
+    }
+
+    /// Send the inspector's quality signals (input features, confidences) to `sink` instead of
+    /// nowhere. Call before `serve`.
+    pub fn set_signal_sink(&mut self, sink: Arc<dyn SignalSink>) {
+        if let Some(inspector) = self.inspector.take() {
+            self.inspector = Some(inspector.with_signals(sink));
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -147,11 +162,11 @@ impl App {
                 let _ = admin_stop_rx.wait_for(|v| *v).await;
             },
         ));
-        if let Some(mut rx) = self.captures.take() {
-            // Interim consumer until the protocol adapters land: drain so the queue never
-            // reports drops that are not real.
-            tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        }
+        let (inspector_stop_tx, inspector_stop_rx) = watch::channel(false);
+        let inspector_task = match (self.captures.take(), self.inspector.take()) {
+            (Some(rx), Some(inspector)) => Some(tokio::spawn(inspector.run(rx, inspector_stop_rx))),
+            _ => None,
+        };
         self.admin.ready.store(true, Ordering::Release);
         tracing::info!(
             proxy = %proxy_addr,
@@ -168,6 +183,11 @@ impl App {
                 tracing::info!("shutdown requested");
             })
             .await;
+        // The proxy has drained: what is still queued is inspected before the metrics go away.
+        let _ = inspector_stop_tx.send(true);
+        if let Some(task) = inspector_task {
+            let _ = task.await;
+        }
         let _ = admin_stop_tx.send(true);
         let _ = admin_task.await;
         tracing::info!("inferwatch stopped");
