@@ -128,7 +128,11 @@ pub fn test_config(upstream: &str) -> Config {
 
 impl Sidecar {
     pub async fn start(cfg: Config) -> Self {
-        let app = App::build(cfg).expect("build sidecar");
+        Self::start_app(App::build(cfg).expect("build sidecar")).await
+    }
+
+    /// Serve an app the test has built (and perhaps adjusted) itself.
+    pub async fn start_app(app: App) -> Self {
         let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy_addr = proxy.local_addr().unwrap();
