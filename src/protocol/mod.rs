@@ -218,3 +218,66 @@ impl OwnedExchange {
         }
     }
 }
+
+/// One entry point over raw bytes for the fuzz targets (`fuzz/`) and the corpus replayed by
+/// `tests/protocol_corpus.rs`, so both exercise exactly the same code.
+pub mod fuzzing {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::{decode, DecodeError, Inference, OwnedExchange, Rule};
+    use crate::config::Protocol;
+
+    /// The exchange a fuzz input stands for: the request body up to the first NUL byte, then
+    /// the response; for `openai` the response is split into chunks at `\x01` bytes (1 ms apart)
+    /// and served as an event stream, to reach the incremental SSE parser's chunk boundaries.
+    pub fn exchange(protocol: Protocol, data: &[u8]) -> OwnedExchange {
+        let (request, response) = match data.iter().position(|&b| b == 0) {
+            Some(i) => (&data[..i], &data[i + 1..]),
+            None => (data, &[][..]),
+        };
+        let path = match protocol {
+            Protocol::KserveV2 => "/v2/models/fuzz/infer",
+            Protocol::Openai => "/v1/chat/completions",
+            Protocol::Tfserving => "/v1/models/fuzz:predict",
+            Protocol::Json | Protocol::Opaque => "/predict",
+        };
+        if protocol == Protocol::Openai {
+            let chunks = response
+                .split(|&b| b == 1)
+                .enumerate()
+                .map(|(i, c)| (Duration::from_millis(i as u64), Bytes::copy_from_slice(c)))
+                .collect();
+            let mut ex = OwnedExchange::new(path, request, chunks);
+            ex.response_headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/event-stream"),
+            );
+            ex
+        } else {
+            OwnedExchange::simple(path, request, response)
+        }
+    }
+
+    /// The rule used for fuzzing: JSON pointers so the `json` adapter has work to do.
+    pub fn rule(protocol: Protocol) -> Rule {
+        match protocol {
+            Protocol::Json => Rule {
+                rows_pointer: "/predictions".into(),
+                class_pointer: "/label".into(),
+                score_pointer: "/scores".into(),
+                value_pointer: "/value".into(),
+                model_pointer: "/model".into(),
+                ..Rule::default()
+            },
+            _ => Rule::default(),
+        }
+    }
+
+    /// Decode a fuzz input; must never panic.
+    pub fn run(protocol: Protocol, data: &[u8]) -> Result<Option<Inference>, DecodeError> {
+        let ex = exchange(protocol, data);
+        decode(protocol, &ex.view(), &rule(protocol))
+    }
+}
