@@ -274,13 +274,6 @@ impl Inspector {
 
     /// Decode one capture and record it.
     pub fn inspect(&mut self, c: &Capture) {
-        let Some(route) = self.routes.get_mut(&c.route.name) else {
-            return;
-        };
-        if !c.status.is_success() {
-            self.inspection.count(&route.name, SKIPPED_STATUS);
-            return;
-        }
         let request = c.request_bytes();
         let response = c.response_bytes();
         let ex = Exchange {
@@ -291,7 +284,20 @@ impl Inspector {
             response_headers: &c.response_headers,
             response_chunks: &c.response_chunks,
         };
-        match decode(route.protocol, &ex, &route.rule) {
+        self.inspect_exchange(&c.route.name, c.status, &ex);
+    }
+
+    /// Decode one exchange seen on `route` and record it (the part of [`Inspector::inspect`]
+    /// that benchmarks and tests can drive without a proxy).
+    pub fn inspect_exchange(&mut self, route: &str, status: http::StatusCode, ex: &Exchange<'_>) {
+        let Some(route) = self.routes.get_mut(route) else {
+            return;
+        };
+        if !status.is_success() {
+            self.inspection.count(&route.name, SKIPPED_STATUS);
+            return;
+        }
+        match decode(route.protocol, ex, &route.rule) {
             Ok(Some(inference)) => {
                 record(
                     route,
@@ -305,7 +311,7 @@ impl Inspector {
             }
             Ok(None) => self.inspection.count(&route.name, SKIPPED_ENDPOINT),
             Err(error) => {
-                tracing::debug!(route = %route.name, path = %c.path, %error, "malformed payload");
+                tracing::debug!(route = %route.name, path = %ex.path, %error, "malformed payload");
                 self.inspection
                     .count(&route.name, InspectionMetrics::MALFORMED);
             }
