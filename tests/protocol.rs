@@ -22,15 +22,19 @@ async fn scripted_upstream() -> Upstream {
             .get("x-reply")
             .map(|v| v.as_bytes().to_vec())
             .unwrap_or_default();
-        let reply = String::from_utf8_lossy(&reply)
-            .contains("\\n")
-            .then(|| {
-                // Only valid UTF-8 replies carry escapes; others pass as they are.
-                String::from_utf8(reply.clone())
-                    .map(|s| s.replace("\\n", "\n").into_bytes())
-                    .unwrap_or(reply.clone())
-            })
-            .unwrap_or(reply);
+        // `\\n` escapes become newlines byte by byte, so non-UTF-8 replies can have them too.
+        let mut unescaped = Vec::with_capacity(reply.len());
+        let mut i = 0;
+        while i < reply.len() {
+            if reply[i..].starts_with(b"\\n") {
+                unescaped.push(b'\n');
+                i += 2;
+            } else {
+                unescaped.push(reply[i]);
+                i += 1;
+            }
+        }
+        let reply = unescaped;
         let status: u16 = h
             .get("x-status")
             .and_then(|v| v.to_str().ok()?.parse().ok())
@@ -174,7 +178,8 @@ async fn anomalies_caps_signals_and_malformed_payloads() {
     let bad_utf8 =
         b"data: {\"choices\": [{\"delta\": {\"content\": \"\xff\"}}]}\\n\\ndata: [DONE]\\n\\n";
     let (_, body) = send(&sc, "/v1/chat/completions", chat, bad_utf8, &sse).await;
-    assert_eq!(&body[..], &bad_utf8[..]);
+    let sent = b"data: {\"choices\": [{\"delta\": {\"content\": \"\xff\"}}]}\n\ndata: [DONE]\n\n";
+    assert_eq!(&body[..], &sent[..]);
     let truncated = br#"data: {"choices": [{"delta": {"content": "a"}}]}\n\ndata: {"cho"#;
     send(&sc, "/v1/chat/completions", chat, truncated, &sse).await;
     // JSON pointers.

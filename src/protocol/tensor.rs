@@ -58,7 +58,7 @@ impl Matrix {
             [n] => (*n as usize, 1),
             [n, ..] => {
                 let n = *n as usize;
-                (n, if n == 0 { 0 } else { total / n })
+                (n, total.checked_div(n).unwrap_or(0))
             }
         };
         Ok(Self {
