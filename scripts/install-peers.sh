@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the real peers the tests and benchmarks use (../shared/PEERS.md), idempotently.
-#   scripts/install-peers.sh          what the test suite needs (promtool, scipy in .venv-peers)
+#   scripts/install-peers.sh          what the test suite needs (promtool; the Python peers in
+#                                     .venv-peers: MLServer, tritonclient, openai, scikit-learn, scipy)
 #   scripts/install-peers.sh --bench  also nginx, wrk and hyperfine for bench/*.sh
 set -euo pipefail
 
@@ -25,11 +26,16 @@ if ((${#missing[@]})); then
 fi
 command -v promtool >/dev/null || { echo "install-peers: promtool still missing" >&2; exit 1; }
 
-# scipy in a project-local venv: the drift tests (tests/drift_scipy.rs) check our PSI and KS values
-# against scipy's on identical data. Created once; later runs only check that scipy imports.
-venv="$(cd "$(dirname "$0")/.." && pwd)/.venv-peers"
-if ! "$venv/bin/python" -c "import scipy" >/dev/null 2>&1; then
-  echo "install-peers: creating .venv-peers with scipy" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check scipy
+# Python peers, one venv for every test that needs one (ignored by git). Installing is slow, so
+# it only runs when an import fails: a rerun on a ready venv takes well under a second.
+# Packages (pip name) and the module each provides; keep the two lists in step.
+venv=".venv-peers"
+pip_pkgs=(mlserver mlserver-sklearn scikit-learn "tritonclient[http]" openai scipy)
+modules="mlserver, mlserver_sklearn, sklearn, tritonclient.http, openai, scipy"
+cd "$(dirname "$0")/.."
+if ! "$venv/bin/python" -c "import $modules" 2>/dev/null; then
+  echo "install-peers: installing ${pip_pkgs[*]} into $venv" >&2
+  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "${pip_pkgs[@]}" >/dev/null
+  "$venv/bin/python" -c "import $modules" || { echo "install-peers: $venv still lacks a module" >&2; exit 1; }
 fi

@@ -16,7 +16,9 @@ use crate::admin::{self, AdminState};
 use crate::config::{Config, Protocol};
 use crate::energy::EnergySampler;
 use crate::metrics::{self, geometric_buckets, names, LatencyExporter, ProxyMetrics};
-use crate::protocol::{Capture, InspectionMetrics, Tap};
+use crate::protocol::{
+    Capture, InspectionMetrics, Inspector, NoSignals, ProtocolMetrics, SignalSink, Tap,
+};
 use crate::proxy::{self, Heartbeat, Proxy};
 use crate::quality::{self, SignalSender};
 use crate::system::{ModelServer, SystemSampler};
@@ -45,8 +47,9 @@ pub struct App {
     admin: Arc<AdminState>,
     quality: quality::Engine,
     signals: SignalSender,
-    /// Tapped exchanges for the protocol adapters.
+    /// Tapped exchanges and the inspector that reads them (both present or both absent).
     captures: Option<mpsc::Receiver<Capture>>,
+    inspector: Option<Inspector>,
     energy: Option<EnergySampler>,
     system: Option<SystemSampler>,
 }
@@ -62,18 +65,21 @@ impl App {
         } else {
             lat.buckets.clone()
         };
-        let proxy_metrics = ProxyMetrics::register(&registry, buckets)?;
+        let proxy_metrics = ProxyMetrics::register(&registry, buckets.clone())?;
         let tapped = cfg.inspection.enabled
             && cfg
                 .proxy
                 .routes
                 .iter()
                 .any(|r| r.protocol != Protocol::Opaque);
-        let (tap, captures) = if tapped {
-            let (tap, rx) = Tap::new(&cfg.inspection, InspectionMetrics::register(&registry)?);
-            (Some(tap), Some(rx))
+        let (tap, captures, inspector) = if tapped {
+            let inspection = InspectionMetrics::register(&registry)?;
+            let protocol = ProtocolMetrics::register(&registry, buckets.clone())?;
+            let (tap, rx) = Tap::new(&cfg.inspection, inspection.clone());
+            let inspector = Inspector::new(&cfg, protocol, inspection, Arc::new(NoSignals));
+            (Some(tap), Some(rx), Some(inspector))
         } else {
-            (None, None)
+            (None, None, None)
         };
         let proxy = Proxy::build(&cfg, &proxy_metrics, tap)?;
         let scrapes_rejected = IntCounter::new(
@@ -87,6 +93,8 @@ impl App {
             &registry,
             tokio::time::Instant::now(),
         )?;
+        // The adapters' per-feature values and confidences feed the charts and drift tests.
+        let inspector = inspector.map(|i| i.with_signals(Arc::new(signals.clone())));
         let latency = LatencyExporter::new(proxy.router(), proxy_metrics, &cfg.latency);
         // Samplers off the live path: they read the routes' counters, the proxy never waits.
         let model_server = cfg.system.names_a_process().then(ModelServer::default);
@@ -117,6 +125,7 @@ impl App {
             proxy,
             admin,
             captures,
+            inspector,
             energy,
             system,
             quality,
@@ -127,6 +136,14 @@ impl App {
     /// Where other modules push quality observations (canary, shadow, protocol adapters).
     pub fn signals(&self) -> SignalSender {
         self.signals.clone()
+    }
+
+    /// Send the inspector's signals (input features, confidences) to `sink` instead of the
+    /// quality engine. Call before `serve`.
+    pub fn set_signal_sink(&mut self, sink: Arc<dyn SignalSink>) {
+        if let Some(inspector) = self.inspector.take() {
+            self.inspector = Some(inspector.with_signals(sink));
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -191,11 +208,11 @@ impl App {
         let quality_task = tokio::spawn(self.quality.run(async move {
             let _ = quality_stop_rx.wait_for(|v| *v).await;
         }));
-        if let Some(mut rx) = self.captures.take() {
-            // Interim consumer until the protocol adapters land: drain so the queue never
-            // reports drops that are not real.
-            tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        }
+        let (inspector_stop_tx, inspector_stop_rx) = watch::channel(false);
+        let inspector_task = match (self.captures.take(), self.inspector.take()) {
+            (Some(rx), Some(inspector)) => Some(tokio::spawn(inspector.run(rx, inspector_stop_rx))),
+            _ => None,
+        };
         self.admin.ready.store(true, Ordering::Release);
         tracing::info!(
             proxy = %proxy_addr,
@@ -236,6 +253,11 @@ impl App {
         if let Some(w) = watchdog {
             w.abort();
         }
+        // The proxy has drained: what is still queued is inspected before the metrics go away.
+        let _ = inspector_stop_tx.send(true);
+        if let Some(task) = inspector_task {
+            let _ = task.await;
+        }
         let _ = samplers_stop_tx.send(true);
         for s in samplers {
             let _ = s.await;
@@ -245,6 +267,16 @@ impl App {
         let _ = admin_stop_tx.send(true);
         let _ = admin_task.await;
         tracing::info!("inferwatch stopped");
+    }
+}
+
+/// The inspector's signals go to the quality engine; names no chart or drift test uses are
+/// skipped here rather than counted as unknown for every row.
+impl SignalSink for SignalSender {
+    fn observe(&self, signal: &str, value: f64) {
+        if self.wants(signal) {
+            SignalSender::observe(self, signal, value);
+        }
     }
 }
 

@@ -122,6 +122,21 @@ fn expected(name: &str) -> Vec<&'static str> {
         "invalid_log.toml" => vec![
             "log.level: invalid filter directive \"info,inferwatch=loud\": error parsing level filter: expected one of \"off\", \"error\", \"warn\", \"info\", \"debug\", \"trace\", or a number 0-5",
         ],
+        "invalid_prediction.toml" => vec![
+            "proxy.routes[0].prediction.class_labels: class labels make no sense with kind = \"regression\"",
+            "proxy.routes[0].prediction.class_labels[1]: must be 1 to 128 bytes, got 0",
+            "proxy.routes[0].prediction.class_labels[2]: duplicate class label \"setosa\" (first at class_labels[0])",
+            "proxy.routes[0].prediction.score_pointer: only used by protocol \"json\", this route's protocol is \"kserve_v2\"",
+            "proxy.routes[0].prediction.feature_bounds[0]: min (5) must not be greater than max (1)",
+            "proxy.routes[0].prediction.feature_bounds[1].feature: duplicate bounds for feature 0 (first at feature_bounds[0])",
+            "proxy.routes[0].prediction.feature_bounds[2]: min and max must be numbers, got NaN",
+            "proxy.routes[1].prediction: protocol \"json\" needs at least one of class_pointer, score_pointer, value_pointer",
+            "proxy.routes[1].prediction.model_pointer: invalid JSON pointer \"/a~2b\": `~` must be followed by 0 or 1 (RFC 6901)",
+            "proxy.routes[1].prediction.rows_pointer: invalid JSON pointer \"predictions\", expected \"\" (not set), \"#\" (the whole document) or an RFC 6901 pointer starting with /",
+            "inspection.max_class_labels: must be between 1 and 10000, got 0",
+            "inspection.max_model_labels: must be between 1 and 10000, got 20000",
+            "inspection.max_features_tracked: must be at most 1000, got 5000",
+        ],
         "syntax_error.toml" => vec![
             "config/testdata/syntax_error.toml:4:12: invalid toml: string values must be quoted, expected literal string",
         ],
@@ -306,6 +321,30 @@ fn energy_and_system_from_env_and_booleans_for_modes() {
 #[test]
 fn quality_rules() {
     check_fixture("invalid_quality.toml");
+}
+
+#[test]
+fn prediction_rules() {
+    check_fixture("invalid_prediction.toml");
+}
+
+#[test]
+fn prediction_keys_are_typed_and_known() {
+    let toml = "[[proxy.routes]]\nname = \"a\"\npath_prefix = \"/v2/\"\nprotocol = \"kserve_v2\"\n[proxy.routes.prediction]\nscroes = \"logits\"\nkind = \"ranking\"\nfeature_bounds = [{ feature = 1, maximum = 3 }]\n";
+    assert_eq!(
+        errors_of(toml),
+        vec![
+            "proxy.routes[0].prediction.kind: unknown variant `ranking`, expected one of `auto`, `classification`, `regression`",
+            "proxy.routes[0].prediction.feature_bounds[0].maximum: unknown key",
+            "proxy.routes[0].prediction.scroes: unknown key, did you mean `scores`?",
+        ]
+    );
+    let ok = load_str("[[proxy.routes]]\nname = \"c\"\npath_prefix = \"/p\"\nprotocol = \"json\"\n[proxy.routes.prediction]\nrows_pointer = \"/predictions\"\nvalue_pointer = \"#\"\nscores = \"logits\"\nfeature_bounds = [{ feature = 3, max = 1.5 }]\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let p = &ok.proxy.routes[0].prediction;
+    assert_eq!(p.value_pointer, "#");
+    assert_eq!(p.feature_bounds[0].min, f64::NEG_INFINITY);
+    assert_eq!(p.feature_bounds[0].max, 1.5);
 }
 
 #[test]

@@ -119,6 +119,8 @@ pub struct RouteConfig {
     pub protocol: Protocol,
     /// The `model` label for this route's metrics until a protocol adapter names the model.
     pub model: String,
+    /// `[proxy.routes.prediction]`: how the protocol adapter turns a payload into predictions.
+    pub prediction: PredictionConfig,
 }
 
 impl Default for RouteConfig {
@@ -128,6 +130,76 @@ impl Default for RouteConfig {
             path_prefix: String::new(),
             protocol: Protocol::Opaque,
             model: "unknown".to_string(),
+            prediction: PredictionConfig::default(),
+        }
+    }
+}
+
+/// `[proxy.routes.prediction]`: the rule that turns a route's outputs into predictions, and the
+/// input checks. Empty strings mean "not set" (TOML has no null, and the example file sets every
+/// key to its default).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PredictionConfig {
+    /// `auto` (class labels or several scores → classification, one number → regression),
+    /// `classification` or `regression`.
+    pub kind: PredictionKind,
+    /// What the score outputs hold: `probabilities` (used as they are) or `logits` (softmax, or
+    /// the logistic function for a single score).
+    pub scores: ScoreKind,
+    /// KServe V2 output tensor (or TF Serving named output) holding scores or the regression
+    /// value. Empty: the first floating-point output.
+    pub score_output: String,
+    /// KServe V2 output tensor (or TF Serving named output) holding class labels (BYTES or
+    /// integer, e.g. an sklearn `predict` output). Empty: the first BYTES or integer output.
+    pub label_output: String,
+    /// Class names by score index; empty: the index itself is the class.
+    pub class_labels: Vec<String>,
+    /// `json` routes: RFC 6901 pointers. `model_pointer` is read from the response, then the
+    /// request. With `rows_pointer` (an array in the response), the other three are relative to
+    /// each row; `#` means the row (or document) itself.
+    pub model_pointer: String,
+    pub rows_pointer: String,
+    pub class_pointer: String,
+    pub score_pointer: String,
+    pub value_pointer: String,
+    /// Per-feature bounds for the input anomaly check (tabular KServe V2 / TF Serving inputs).
+    pub feature_bounds: Vec<FeatureBound>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictionKind {
+    #[default]
+    Auto,
+    Classification,
+    Regression,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreKind {
+    #[default]
+    Probabilities,
+    Logits,
+}
+
+/// Values of input feature `feature` (its column across the request's numeric inputs, counted
+/// from 0) outside `[min, max]` count as `out_of_bounds` anomalies.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct FeatureBound {
+    pub feature: usize,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Default for FeatureBound {
+    fn default() -> Self {
+        Self {
+            feature: 0,
+            min: f64::NEG_INFINITY,
+            max: f64::INFINITY,
         }
     }
 }
@@ -141,6 +213,19 @@ pub enum Protocol {
     Json,
     #[default]
     Opaque,
+}
+
+impl Protocol {
+    /// The name as written in config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::KserveV2 => "kserve_v2",
+            Protocol::Openai => "openai",
+            Protocol::Tfserving => "tfserving",
+            Protocol::Json => "json",
+            Protocol::Opaque => "opaque",
+        }
+    }
 }
 
 /// `[admin]`: /metrics /healthz /readyz /status.
@@ -220,6 +305,12 @@ pub struct InspectionConfig {
     /// Captures waiting for the adapters; when full, new ones are dropped and counted
     /// (`dropped_queue_full`), never waited for.
     pub queue_capacity: usize,
+    /// Distinct `class` label values per route; later classes are counted as `other`.
+    pub max_class_labels: usize,
+    /// Distinct `model` label values taken from payloads per route; later ones are `other`.
+    pub max_model_labels: usize,
+    /// Input features per route and model offered to the quality engine as signals.
+    pub max_features_tracked: usize,
 }
 
 impl Default for InspectionConfig {
@@ -232,6 +323,14 @@ impl Default for InspectionConfig {
             // At 1 MiB each, worst case 1 GiB held; typical payloads are KBs. 1024 captures
             // absorb a burst of about a second at 1k req/s while the adapters catch up.
             queue_capacity: 1024,
+            // Enough for ImageNet-style top classes seen in practice on one route, few enough
+            // that a model emitting free text as a "class" cannot blow up the series count.
+            max_class_labels: 64,
+            // A route usually serves one model, a multi-model server a handful.
+            max_model_labels: 16,
+            // Drift per feature is useful for tabular models of tens of columns; an image or
+            // embedding input would be thousands of meaningless signals.
+            max_features_tracked: 32,
         }
     }
 }

@@ -73,6 +73,18 @@ pub mod names {
     pub const DRIFT_ALARM: &str = "inferwatch_drift_alarm";
     pub const QUALITY_SIGNAL_DROPPED_TOTAL: &str = "inferwatch_quality_signal_dropped_total";
     pub const QUALITY_SIGNAL_UNKNOWN_TOTAL: &str = "inferwatch_quality_signal_unknown_total";
+
+    // Protocol adapters (src/protocol/): what the payloads say.
+    pub const PREDICTIONS_TOTAL: &str = "inferwatch_predictions_total";
+    pub const PREDICTION_CONFIDENCE: &str = "inferwatch_prediction_confidence";
+    pub const BATCH_SIZE: &str = "inferwatch_batch_size";
+    pub const INPUT_ANOMALIES_TOTAL: &str = "inferwatch_input_anomalies_total";
+    pub const TIME_TO_FIRST_TOKEN_SECONDS: &str = "inferwatch_time_to_first_token_seconds";
+    pub const INTER_TOKEN_LATENCY_SECONDS: &str = "inferwatch_inter_token_latency_seconds";
+    pub const TIME_PER_OUTPUT_TOKEN_SECONDS: &str = "inferwatch_time_per_output_token_seconds";
+    pub const OUTPUT_TOKENS_TOTAL: &str = "inferwatch_output_tokens_total";
+    pub const INPUT_TOKENS_TOTAL: &str = "inferwatch_input_tokens_total";
+    pub const COMPLETIONS_TOTAL: &str = "inferwatch_completions_total";
 }
 
 /// How a live request ended. One closed set, used as the `outcome` label, in the

@@ -128,7 +128,11 @@ pub fn test_config(upstream: &str) -> Config {
 
 impl Sidecar {
     pub async fn start(cfg: Config) -> Self {
-        let app = App::build(cfg).expect("build sidecar");
+        Self::start_app(App::build(cfg).expect("build sidecar")).await
+    }
+
+    /// Serve an app the test has built (and perhaps adjusted) itself.
+    pub async fn start_app(app: App) -> Self {
         let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy_addr = proxy.local_addr().unwrap();
@@ -335,4 +339,71 @@ pub async fn send_get(url: &str) -> Response<Incoming> {
         .request(Request::get(url).body(full("")).unwrap())
         .await
         .expect("request")
+}
+
+/// `promtool check metrics` on a scrape: `Err(report)` when it complains.
+pub fn promtool_check(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let p = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut child = Command::new(&p)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{p}: {e} (run scripts/install-peers.sh, which installs Debian's prometheus package)"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && report.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(report)
+    }
+}
+
+/// The Python of the peers' venv (`.venv-peers`, made by `scripts/install-peers.sh`), after
+/// checking that it can import `modules`; panics naming the script when it cannot.
+pub fn peers_python(modules: &[&str]) -> std::path::PathBuf {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-peers/bin/python");
+    let import = format!("import {}", modules.join(", "));
+    let ok = std::process::Command::new(&python)
+        .args(["-c", &import])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{} cannot `{import}`: run scripts/install-peers.sh first (`make test` does)",
+        python.display()
+    );
+    python
+}
+
+/// A free port on 127.0.0.1 (bound, then released: fine for tests on loopback).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves no server behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

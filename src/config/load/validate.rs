@@ -2,7 +2,10 @@
 //! problem is collected, each with its key path, so that an operator fixes them all in one go.
 
 use super::ConfigError;
-use crate::config::{Config, InspectionConfig, LatencyConfig, LogConfig, ProxyConfig};
+use crate::config::{
+    Config, InspectionConfig, LatencyConfig, LogConfig, PredictionConfig, PredictionKind, Protocol,
+    ProxyConfig,
+};
 use std::net::SocketAddr;
 
 // The `[quality]` rules live in their own file; as a child module they share the `Validator`.
@@ -15,6 +18,15 @@ pub const MAX_SECS: f64 = 31_536_000.0;
 
 /// Most histogram buckets per series: each bucket is a time series per route and model.
 pub const MAX_BUCKETS: usize = 500;
+
+/// Most `class` or `model` label values per route: each is a time series per route.
+pub const MAX_LABEL_CAP: usize = 10_000;
+
+/// Most input features tracked per route and model: each is a drift signal.
+pub const MAX_FEATURES_TRACKED: usize = 1_000;
+
+/// Longest class label in `class_labels`.
+pub const MAX_CLASS_LABEL_LEN: usize = 128;
 
 /// Route name reserved for traffic that matches no route.
 pub const RESERVED_ROUTE: &str = "other";
@@ -281,6 +293,116 @@ fn routes(v: &mut Validator<'_>, p: &ProxyConfig) {
                 format!("invalid model {model:?}, expected 1 to 64 characters of [A-Za-z0-9_.:-]"),
             );
         }
+        if v.clean(&[&format!("proxy.routes[{i}].protocol")]) {
+            prediction(v, i, route.protocol, &route.prediction);
+        }
+    }
+}
+
+/// RFC 6901: empty or `/`-separated tokens in which `~` is only ever `~0` or `~1`. Here the
+/// empty string means "not set", so the whole document is spelled `#` (its URI fragment form).
+fn pointer_problem(pointer: &str) -> Option<String> {
+    if pointer.is_empty() || pointer == "#" {
+        return None;
+    }
+    if !pointer.starts_with('/') {
+        return Some(format!(
+            "invalid JSON pointer {pointer:?}, expected \"\" (not set), \"#\" (the whole document) or an RFC 6901 pointer starting with /"
+        ));
+    }
+    let bytes = pointer.as_bytes();
+    let bad_escape = bytes
+        .iter()
+        .enumerate()
+        .any(|(k, &b)| b == b'~' && !matches!(bytes.get(k + 1), Some(b'0') | Some(b'1')));
+    bad_escape.then(|| {
+        format!("invalid JSON pointer {pointer:?}: `~` must be followed by 0 or 1 (RFC 6901)")
+    })
+}
+
+fn prediction(v: &mut Validator<'_>, i: usize, protocol: Protocol, p: &PredictionConfig) {
+    let at = |key: &str| format!("proxy.routes[{i}].prediction.{key}");
+    let pointers = [
+        ("model_pointer", &p.model_pointer),
+        ("rows_pointer", &p.rows_pointer),
+        ("class_pointer", &p.class_pointer),
+        ("score_pointer", &p.score_pointer),
+        ("value_pointer", &p.value_pointer),
+    ];
+    for (key, pointer) in pointers {
+        if let Some(problem) = pointer_problem(pointer) {
+            v.report(&at(key), problem);
+        } else if !pointer.is_empty() && protocol != Protocol::Json {
+            v.report(
+                &at(key),
+                format!(
+                    "only used by protocol \"json\", this route's protocol is {:?}",
+                    protocol.as_str()
+                ),
+            );
+        }
+    }
+    if protocol == Protocol::Json
+        && p.class_pointer.is_empty()
+        && p.score_pointer.is_empty()
+        && p.value_pointer.is_empty()
+    {
+        v.report(
+            &format!("proxy.routes[{i}].prediction"),
+            "protocol \"json\" needs at least one of class_pointer, score_pointer, value_pointer"
+                .into(),
+        );
+    }
+    if p.kind == PredictionKind::Regression && !p.class_labels.is_empty() {
+        v.report(
+            &at("class_labels"),
+            "class labels make no sense with kind = \"regression\"".into(),
+        );
+    }
+    for (k, label) in p.class_labels.iter().enumerate() {
+        let path = format!("{}[{k}]", at("class_labels"));
+        if label.is_empty() || label.len() > MAX_CLASS_LABEL_LEN {
+            v.report(
+                &path,
+                format!(
+                    "must be 1 to {MAX_CLASS_LABEL_LEN} bytes, got {}",
+                    label.len()
+                ),
+            );
+        } else if label.chars().any(char::is_control) {
+            v.report(
+                &path,
+                format!("control characters in class label {label:?}"),
+            );
+        } else if let Some(first) = p.class_labels[..k].iter().position(|l| l == label) {
+            v.report(
+                &path,
+                format!("duplicate class label {label:?} (first at class_labels[{first}])"),
+            );
+        }
+    }
+    for (k, b) in p.feature_bounds.iter().enumerate() {
+        let path = format!("{}[{k}]", at("feature_bounds"));
+        if b.min.is_nan() || b.max.is_nan() {
+            v.report(&path, "min and max must be numbers, got NaN".into());
+        } else if b.min > b.max {
+            v.report(
+                &path,
+                format!("min ({}) must not be greater than max ({})", b.min, b.max),
+            );
+        }
+        if let Some(first) = p.feature_bounds[..k]
+            .iter()
+            .position(|o| o.feature == b.feature)
+        {
+            v.report(
+                &format!("{path}.feature"),
+                format!(
+                    "duplicate bounds for feature {} (first at feature_bounds[{first}])",
+                    b.feature
+                ),
+            );
+        }
     }
 }
 
@@ -462,6 +584,26 @@ fn inspection(v: &mut Validator<'_>, i: &InspectionConfig) {
     }
     if let Some(m) = at_least_one(i.queue_capacity as u64) {
         v.report("inspection.queue_capacity", m);
+    }
+    for (key, n) in [
+        ("max_class_labels", i.max_class_labels),
+        ("max_model_labels", i.max_model_labels),
+    ] {
+        if !(1..=MAX_LABEL_CAP).contains(&n) {
+            v.report(
+                &format!("inspection.{key}"),
+                format!("must be between 1 and {MAX_LABEL_CAP}, got {n}"),
+            );
+        }
+    }
+    if i.max_features_tracked > MAX_FEATURES_TRACKED {
+        v.report(
+            "inspection.max_features_tracked",
+            format!(
+                "must be at most {MAX_FEATURES_TRACKED}, got {}",
+                i.max_features_tracked
+            ),
+        );
     }
 }
 

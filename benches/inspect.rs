@@ -1,0 +1,148 @@
+//! Inspection throughput per adapter: payloads per second on one core, decode and record
+//! (metrics, label caps, signals) together, as the inspector task does it off the live path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use http::StatusCode;
+use inferwatch::config::{Config, PredictionConfig, Protocol, RouteConfig};
+use inferwatch::protocol::{
+    InspectionMetrics, Inspector, NoSignals, OwnedExchange, ProtocolMetrics,
+};
+use prometheus::Registry;
+
+fn route(name: &str, protocol: Protocol, prediction: PredictionConfig) -> RouteConfig {
+    RouteConfig {
+        name: name.into(),
+        path_prefix: format!("/{name}"),
+        protocol,
+        model: "m".into(),
+        prediction,
+    }
+}
+
+/// A KServe V2 request of `rows` iris rows and MLServer's answer (labels + probabilities).
+fn kserve(rows: usize) -> OwnedExchange {
+    let x: Vec<String> = (0..rows * 4)
+        .map(|i| format!("{:.1}", 4.0 + (i % 30) as f64 / 10.0))
+        .collect();
+    let labels: Vec<String> = (0..rows).map(|i| (i % 3).to_string()).collect();
+    let probs: Vec<&str> = (0..rows).flat_map(|_| ["0.91", "0.06", "0.03"]).collect();
+    let req = format!(
+        r#"{{"inputs":[{{"name":"input-0","shape":[{rows},4],"datatype":"FP64","data":[{}]}}],"outputs":[{{"name":"predict"}},{{"name":"predict_proba"}}]}}"#,
+        x.join(",")
+    );
+    let resp = format!(
+        r#"{{"model_name":"iris","model_version":"v1","id":"x","parameters":{{}},"outputs":[{{"name":"predict","shape":[{rows},1],"datatype":"INT64","parameters":{{"content_type":"np"}},"data":[{}]}},{{"name":"predict_proba","shape":[{rows},3],"datatype":"FP64","parameters":{{"content_type":"np"}},"data":[{}]}}]}}"#,
+        labels.join(","),
+        probs.join(",")
+    );
+    OwnedExchange::simple("/v2/models/iris/infer", req.as_bytes(), resp.as_bytes())
+}
+
+/// A streamed chat completion of `tokens` chunks, one network chunk each, 20 ms apart.
+fn openai(tokens: usize) -> OwnedExchange {
+    let mut chunks = Vec::new();
+    for i in 0..tokens {
+        chunks.push((
+            Duration::from_millis(100 + 20 * i as u64),
+            Bytes::from(format!(
+                "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"llama-3-8b\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"
+            )),
+        ));
+    }
+    chunks.push((
+        Duration::from_millis(100 + 20 * tokens as u64),
+        Bytes::from_static(b"data: {\"id\":\"chatcmpl-1\",\"model\":\"llama-3-8b\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"),
+    ));
+    let mut ex = OwnedExchange::new(
+        "/v1/chat/completions",
+        br#"{"model":"llama-3-8b","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        chunks,
+    );
+    ex.response_headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/event-stream"),
+    );
+    ex
+}
+
+fn tfserving(rows: usize) -> OwnedExchange {
+    let inst: Vec<&str> = (0..rows).map(|_| "[5.1,3.5,1.4,0.2]").collect();
+    let preds: Vec<&str> = (0..rows).map(|_| "[0.91,0.06,0.03]").collect();
+    OwnedExchange::simple(
+        "/v1/models/iris:predict",
+        format!(r#"{{"instances":[{}]}}"#, inst.join(",")).as_bytes(),
+        format!(r#"{{"predictions":[{}]}}"#, preds.join(",")).as_bytes(),
+    )
+}
+
+fn json(rows: usize) -> OwnedExchange {
+    let preds: Vec<&str> = (0..rows)
+        .map(|_| r#"{"label":"fraud","scores":[0.2,0.8]}"#)
+        .collect();
+    OwnedExchange::simple(
+        "/predict",
+        br#"{"features":[1,2,3]}"#,
+        format!(
+            r#"{{"model":"fraud-v2","predictions":[{}]}}"#,
+            preds.join(",")
+        )
+        .as_bytes(),
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let mut cfg = Config::default();
+    cfg.proxy.routes = vec![
+        route("kserve", Protocol::KserveV2, PredictionConfig::default()),
+        route("chat", Protocol::Openai, PredictionConfig::default()),
+        route("tf", Protocol::Tfserving, PredictionConfig::default()),
+        route(
+            "custom",
+            Protocol::Json,
+            PredictionConfig {
+                rows_pointer: "/predictions".into(),
+                class_pointer: "/label".into(),
+                score_pointer: "/scores".into(),
+                model_pointer: "/model".into(),
+                ..PredictionConfig::default()
+            },
+        ),
+    ];
+    let registry = Registry::new();
+    let metrics = ProtocolMetrics::register(&registry, vec![0.001, 0.01, 0.1, 1.0]).unwrap();
+    let inspection = InspectionMetrics::register(&registry).unwrap();
+    let mut inspector = Inspector::new(&cfg, metrics, inspection, Arc::new(NoSignals));
+
+    let cases = [
+        ("kserve_v2_1_row", "kserve", kserve(1)),
+        ("kserve_v2_32_rows", "kserve", kserve(32)),
+        ("openai_stream_64_tokens", "chat", openai(64)),
+        ("tfserving_1_row", "tf", tfserving(1)),
+        ("tfserving_32_rows", "tf", tfserving(32)),
+        ("json_1_row", "custom", json(1)),
+        ("json_32_rows", "custom", json(32)),
+    ];
+    let mut group = c.benchmark_group("inspect");
+    group.throughput(Throughput::Elements(1));
+    for (name, route, ex) in &cases {
+        let view = ex.view();
+        group.bench_function(*name, |b| {
+            b.iter(|| inspector.inspect_exchange(route, StatusCode::OK, &view))
+        });
+    }
+    group.finish();
+    let parsed: f64 = registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "inferwatch_inspection_total")
+        .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value()))
+        .sum();
+    assert!(parsed > 0.0);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,9 @@
+//! Fuzz the tfserving adapter: arbitrary request and response bytes must never panic.
+#![no_main]
+
+use inferwatch::config::Protocol;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = inferwatch::protocol::fuzzing::run(Protocol::Tfserving, data);
+});

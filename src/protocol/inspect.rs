@@ -1,0 +1,468 @@
+//! The inspector: the one task that reads the tap's queue off the live path, decodes each
+//! capture with its route's adapter, and records predictions, token timings, batch sizes and
+//! input anomalies as metrics, plus per-feature values and confidences as quality signals.
+//! Label values taken from payloads (models, classes) are capped per route, then `other`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use prometheus::{core::Collector, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{Config, Protocol};
+use crate::metrics::names;
+
+use super::{decode, Capture, Exchange, Inference, InputSignature, InspectionMetrics, Rule};
+
+/// Where the inspector offers quality signals (per-feature input values, prediction confidence,
+/// regression values) for drift tests and control charts. Signal names are bounded: routes from
+/// config, models capped per route, features capped per route and model.
+///
+/// Names: `confidence:{route}`, `value:{route}`, `feature_{j}:{route}` — the quality engine's
+/// `kind:route` form. Every model a route serves feeds the same signals (a route that serves
+/// several models which should be charted apart is split into one route per model).
+pub trait SignalSink: Send + Sync {
+    fn observe(&self, signal: &str, value: f64) {
+        let _ = (signal, value);
+    }
+}
+
+/// The default sink: signals go nowhere.
+pub struct NoSignals;
+
+impl SignalSink for NoSignals {}
+
+/// `class` label for predictions without a class (regressors).
+pub const NO_CLASS: &str = "none";
+/// The label value past a cap.
+pub const OTHER: &str = "other";
+/// Longest model or class label value taken from a payload; longer ones are `other`.
+pub const MAX_LABEL_LEN: usize = 128;
+
+/// Input anomaly kinds, the `kind` label of `inferwatch_input_anomalies_total`.
+pub mod anomaly {
+    pub const NAN: &str = "nan";
+    pub const INF: &str = "inf";
+    pub const OUT_OF_BOUNDS: &str = "out_of_bounds";
+    pub const SHAPE_CHANGE: &str = "shape_change";
+    pub const DTYPE_CHANGE: &str = "dtype_change";
+}
+
+/// Results counted in `inferwatch_inspection_total` besides the tap's own.
+pub const SKIPPED_STATUS: &str = "skipped_status";
+pub const SKIPPED_ENDPOINT: &str = "skipped_endpoint";
+
+/// The payload metric families.
+#[derive(Clone)]
+pub struct ProtocolMetrics {
+    pub predictions: IntCounterVec,
+    pub confidence: HistogramVec,
+    pub batch_size: HistogramVec,
+    pub anomalies: IntCounterVec,
+    pub ttft: HistogramVec,
+    pub inter_token: HistogramVec,
+    pub per_output_token: HistogramVec,
+    pub output_tokens: IntCounterVec,
+    pub input_tokens: IntCounterVec,
+    pub completions: IntCounterVec,
+}
+
+impl ProtocolMetrics {
+    /// `latency_buckets`: the token timing histograms share the request latency buckets, so
+    /// time to first token and request duration can be read side by side.
+    pub fn register(registry: &Registry, latency_buckets: Vec<f64>) -> prometheus::Result<Self> {
+        let rm = &["route", "model"];
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), rm)
+        };
+        // 0.05 steps: calibration plots and "confidence fell below 0.5" alerts both read well.
+        let confidence_buckets: Vec<f64> = (1..=20).map(|i| f64::from(i) * 0.05).collect();
+        // Powers of two up to 4096 rows.
+        let batch_buckets: Vec<f64> = (0..=12).map(|i| f64::from(1u32 << i)).collect();
+        let m = Self {
+            predictions: IntCounterVec::new(
+                Opts::new(
+                    names::PREDICTIONS_TOTAL,
+                    "Predictions (one per batch row) by predicted class; classes past the cap are \"other\", regressions \"none\".",
+                ),
+                &["route", "model", "class"],
+            )?,
+            confidence: histogram(
+                names::PREDICTION_CONFIDENCE,
+                "Probability of the predicted class.",
+                confidence_buckets,
+            )?,
+            batch_size: histogram(names::BATCH_SIZE, "Rows per inference request.", batch_buckets)?,
+            anomalies: IntCounterVec::new(
+                Opts::new(
+                    names::INPUT_ANOMALIES_TOTAL,
+                    "Input anomalies: NaN or infinite values, values outside configured feature bounds, shape or datatype changes against the first request seen.",
+                ),
+                &["route", "model", "kind"],
+            )?,
+            ttft: histogram(
+                names::TIME_TO_FIRST_TOKEN_SECONDS,
+                "Request start to the first streamed content chunk.",
+                latency_buckets.clone(),
+            )?,
+            inter_token: histogram(
+                names::INTER_TOKEN_LATENCY_SECONDS,
+                "Gap between consecutive streamed content chunks.",
+                latency_buckets.clone(),
+            )?,
+            per_output_token: histogram(
+                names::TIME_PER_OUTPUT_TOKEN_SECONDS,
+                "(Last content chunk - first) / (output tokens - 1), per streamed completion.",
+                latency_buckets,
+            )?,
+            output_tokens: IntCounterVec::new(
+                Opts::new(names::OUTPUT_TOKENS_TOTAL, "Generated tokens (usage when reported, else streamed content chunks)."),
+                rm,
+            )?,
+            input_tokens: IntCounterVec::new(
+                Opts::new(names::INPUT_TOKENS_TOTAL, "Prompt tokens, as reported in usage."),
+                rm,
+            )?,
+            completions: IntCounterVec::new(
+                Opts::new(
+                    names::COMPLETIONS_TOTAL,
+                    "Completions (choices) by finish reason: stop, length, tool_calls, content_filter, function_call, other.",
+                ),
+                &["route", "model", "finish_reason"],
+            )?,
+        };
+        let collectors: [Box<dyn Collector>; 10] = [
+            Box::new(m.predictions.clone()),
+            Box::new(m.confidence.clone()),
+            Box::new(m.batch_size.clone()),
+            Box::new(m.anomalies.clone()),
+            Box::new(m.ttft.clone()),
+            Box::new(m.inter_token.clone()),
+            Box::new(m.per_output_token.clone()),
+            Box::new(m.output_tokens.clone()),
+            Box::new(m.input_tokens.clone()),
+            Box::new(m.completions.clone()),
+        ];
+        for c in collectors {
+            registry.register(c)?;
+        }
+        Ok(m)
+    }
+}
+
+/// The first `cap` distinct values seen; everything after is `other`.
+#[derive(Debug)]
+pub struct CappedLabels {
+    cap: usize,
+    seen: HashSet<String>,
+}
+
+impl CappedLabels {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The label value for `value`: itself while under the cap (or already seen), else `other`.
+    pub fn label<'a>(&mut self, value: &'a str) -> &'a str {
+        if self.seen.contains(value) {
+            return value;
+        }
+        let acceptable = !value.is_empty()
+            && value.len() <= MAX_LABEL_LEN
+            && !value.chars().any(char::is_control);
+        if acceptable && self.seen.len() < self.cap {
+            self.seen.insert(value.to_string());
+            return value;
+        }
+        OTHER
+    }
+}
+
+/// Per route and model: the first input signature and the signal names.
+struct ModelState {
+    signature: Option<Vec<InputSignature>>,
+    confidence_signal: String,
+    value_signal: String,
+    feature_signals: Vec<String>,
+}
+
+struct RouteState {
+    name: String,
+    protocol: Protocol,
+    default_model: String,
+    rule: Rule,
+    /// (feature, min, max)
+    bounds: Vec<(usize, f64, f64)>,
+    models: CappedLabels,
+    classes: CappedLabels,
+    per_model: HashMap<String, ModelState>,
+}
+
+/// Decodes captures and records what they say.
+pub struct Inspector {
+    routes: HashMap<String, RouteState>,
+    metrics: ProtocolMetrics,
+    inspection: InspectionMetrics,
+    signals: Arc<dyn SignalSink>,
+    max_features: usize,
+}
+
+impl Inspector {
+    pub fn new(
+        cfg: &Config,
+        metrics: ProtocolMetrics,
+        inspection: InspectionMetrics,
+        signals: Arc<dyn SignalSink>,
+    ) -> Self {
+        let i = &cfg.inspection;
+        let routes = cfg
+            .proxy
+            .routes
+            .iter()
+            .filter(|r| r.protocol != Protocol::Opaque)
+            .map(|r| {
+                let state = RouteState {
+                    name: r.name.clone(),
+                    protocol: r.protocol,
+                    default_model: r.model.clone(),
+                    rule: Rule::new(&r.prediction),
+                    bounds: r
+                        .prediction
+                        .feature_bounds
+                        .iter()
+                        .map(|b| (b.feature, b.min, b.max))
+                        .collect(),
+                    models: CappedLabels::new(i.max_model_labels),
+                    classes: CappedLabels::new(i.max_class_labels),
+                    per_model: HashMap::new(),
+                };
+                (r.name.clone(), state)
+            })
+            .collect();
+        Self {
+            routes,
+            metrics,
+            inspection,
+            signals,
+            max_features: i.max_features_tracked,
+        }
+    }
+
+    /// The same inspector, offering its signals to `signals`.
+    pub fn with_signals(mut self, signals: Arc<dyn SignalSink>) -> Self {
+        self.signals = signals;
+        self
+    }
+
+    /// Read captures until `stop` turns true, then drain what is already queued and return.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Capture>, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                biased;
+                capture = rx.recv() => match capture {
+                    Some(c) => self.inspect(&c),
+                    None => return,
+                },
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+        while let Ok(c) = rx.try_recv() {
+            self.inspect(&c);
+        }
+    }
+
+    /// Decode one capture and record it.
+    pub fn inspect(&mut self, c: &Capture) {
+        let request = c.request_bytes();
+        let response = c.response_bytes();
+        let ex = Exchange {
+            path: &c.path,
+            request: &request,
+            request_headers: &c.request_headers,
+            response: &response,
+            response_headers: &c.response_headers,
+            response_chunks: &c.response_chunks,
+        };
+        self.inspect_exchange(&c.route.name, c.status, &ex);
+    }
+
+    /// Decode one exchange seen on `route` and record it (the part of [`Inspector::inspect`]
+    /// that benchmarks and tests can drive without a proxy).
+    pub fn inspect_exchange(&mut self, route: &str, status: http::StatusCode, ex: &Exchange<'_>) {
+        let Some(route) = self.routes.get_mut(route) else {
+            return;
+        };
+        if !status.is_success() {
+            self.inspection.count(&route.name, SKIPPED_STATUS);
+            return;
+        }
+        match decode(route.protocol, ex, &route.rule) {
+            Ok(Some(inference)) => {
+                record(
+                    route,
+                    &inference,
+                    &self.metrics,
+                    self.signals.as_ref(),
+                    self.max_features,
+                );
+                self.inspection
+                    .count(&route.name, InspectionMetrics::PARSED);
+            }
+            Ok(None) => self.inspection.count(&route.name, SKIPPED_ENDPOINT),
+            Err(error) => {
+                tracing::debug!(route = %route.name, path = %ex.path, %error, "malformed payload");
+                self.inspection
+                    .count(&route.name, InspectionMetrics::MALFORMED);
+            }
+        }
+    }
+}
+
+/// Record one decoded inference on its route's metrics and signals.
+fn record(
+    route: &mut RouteState,
+    inf: &Inference,
+    m: &ProtocolMetrics,
+    signals: &dyn SignalSink,
+    max_features: usize,
+) {
+    let model = route
+        .models
+        .label(inf.model.as_deref().unwrap_or(&route.default_model))
+        .to_string();
+    let rm = [route.name.as_str(), model.as_str()];
+    let state = route
+        .per_model
+        .entry(model.clone())
+        .or_insert_with(|| ModelState {
+            signature: None,
+            confidence_signal: format!("confidence:{}", route.name),
+            value_signal: format!("value:{}", route.name),
+            feature_signals: Vec::new(),
+        });
+
+    if let Some(batch) = inf.batch {
+        m.batch_size.with_label_values(&rm).observe(batch as f64);
+    }
+
+    // Count per class first: one counter update per class, not per row.
+    let mut per_class: Vec<(&str, u64)> = Vec::new();
+    let confidence = m.confidence.with_label_values(&rm);
+    for p in &inf.predictions {
+        let class = match &p.class {
+            Some(c) => route.classes.label(c),
+            None => NO_CLASS,
+        };
+        match per_class.iter_mut().find(|(c, _)| *c == class) {
+            Some((_, n)) => *n += 1,
+            None => per_class.push((class, 1)),
+        }
+        if let Some(c) = p.confidence.filter(|c| c.is_finite()) {
+            confidence.observe(c);
+            signals.observe(&state.confidence_signal, c);
+        }
+        if let Some(v) = p.value.filter(|v| v.is_finite()) {
+            signals.observe(&state.value_signal, v);
+        }
+    }
+    for (class, n) in per_class {
+        m.predictions
+            .with_label_values(&[&route.name, &model, class])
+            .inc_by(n);
+    }
+
+    if let Some(inputs) = &inf.inputs {
+        let anomaly = |kind: &str, n: u64| {
+            if n > 0 {
+                m.anomalies
+                    .with_label_values(&[&route.name, &model, kind])
+                    .inc_by(n);
+            }
+        };
+        anomaly(anomaly::NAN, inputs.nan);
+        anomaly(anomaly::INF, inputs.inf);
+        match &state.signature {
+            None => state.signature = Some(inputs.signature.clone()),
+            Some(first) if *first != inputs.signature => {
+                let same_names = first.len() == inputs.signature.len()
+                    && first
+                        .iter()
+                        .zip(&inputs.signature)
+                        .all(|(a, b)| a.name == b.name);
+                let dtype = same_names
+                    && first
+                        .iter()
+                        .zip(&inputs.signature)
+                        .any(|(a, b)| a.datatype != b.datatype);
+                let shape = !same_names
+                    || first
+                        .iter()
+                        .zip(&inputs.signature)
+                        .any(|(a, b)| a.shape != b.shape);
+                anomaly(anomaly::DTYPE_CHANGE, u64::from(dtype));
+                anomaly(anomaly::SHAPE_CHANGE, u64::from(shape));
+            }
+            Some(_) => {}
+        }
+        if inputs.features > 0 {
+            let mut out_of_bounds = 0u64;
+            for &(j, min, max) in &route.bounds {
+                if j < inputs.features {
+                    out_of_bounds += inputs
+                        .values
+                        .iter()
+                        .skip(j)
+                        .step_by(inputs.features)
+                        .filter(|x| x.is_finite() && (**x < min || **x > max))
+                        .count() as u64;
+                }
+            }
+            anomaly(anomaly::OUT_OF_BOUNDS, out_of_bounds);
+            let tracked = inputs.features.min(max_features);
+            while state.feature_signals.len() < tracked {
+                let j = state.feature_signals.len();
+                state
+                    .feature_signals
+                    .push(format!("feature_{j}:{}", route.name));
+            }
+            for row in inputs.values.chunks_exact(inputs.features) {
+                for (x, signal) in row.iter().zip(&state.feature_signals[..tracked]) {
+                    if x.is_finite() {
+                        signals.observe(signal, *x);
+                    }
+                }
+            }
+        }
+    }
+
+    if let Some(t) = &inf.tokens {
+        if let Some(n) = t.input {
+            m.input_tokens.with_label_values(&rm).inc_by(n);
+        }
+        if let Some(n) = t.output {
+            m.output_tokens.with_label_values(&rm).inc_by(n);
+        }
+        if let Some(d) = t.time_to_first_token {
+            m.ttft.with_label_values(&rm).observe(d.as_secs_f64());
+        }
+        if !t.inter_token.is_empty() {
+            let h = m.inter_token.with_label_values(&rm);
+            for d in &t.inter_token {
+                h.observe(d.as_secs_f64());
+            }
+        }
+        if let Some(d) = t.time_per_output_token {
+            m.per_output_token
+                .with_label_values(&rm)
+                .observe(d.as_secs_f64());
+        }
+        for reason in &t.finish_reasons {
+            m.completions
+                .with_label_values(&[&route.name, &model, reason.as_str()])
+                .inc();
+        }
+    }
+}

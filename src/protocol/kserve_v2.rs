@@ -1,0 +1,367 @@
+//! KServe V2 / Open Inference Protocol over REST (`POST /v2/models/{name}[/versions/{v}]/infer`):
+//! input and output tensors decoded by `datatype` and `shape`, JSON or the binary tensor
+//! extension (`Inference-Header-Content-Length`, as Triton and `tritonclient` use it).
+
+use serde::Deserialize;
+
+use super::tensor::{
+    decode_binary, is_integer_datatype, is_numeric_datatype, parse_lenient, Flat, Matrix, Values,
+};
+use super::{DecodeError, Exchange, Inference, InputSignature, Inputs, Rule};
+
+/// Header giving the length of the JSON part when binary tensors follow it.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+#[derive(Deserialize)]
+struct Request {
+    #[serde(default)]
+    inputs: Vec<Tensor>,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    #[serde(default)]
+    model_name: Option<String>,
+    #[serde(default)]
+    outputs: Vec<Tensor>,
+}
+
+#[derive(Deserialize)]
+struct Tensor {
+    name: String,
+    #[serde(default)]
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Option<Parameters>,
+    #[serde(default)]
+    data: Option<Flat>,
+}
+
+#[derive(Deserialize, Default)]
+struct Parameters {
+    #[serde(default)]
+    binary_data_size: Option<u64>,
+}
+
+/// A decoded tensor.
+struct Decoded {
+    name: String,
+    datatype: String,
+    shape: Vec<i64>,
+    matrix: Matrix,
+}
+
+/// `(model, version)` when the path is an infer call.
+pub fn infer_path(path: &str) -> Option<(&str, Option<&str>)> {
+    let rest = path.split("/v2/models/").nth(1)?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [model, "infer"] if !model.is_empty() => Some((model, None)),
+        [model, "versions", v, "infer"] if !model.is_empty() => Some((model, Some(v))),
+        _ => None,
+    }
+}
+
+pub fn decode(ex: &Exchange<'_>, rule: &Rule) -> Result<Option<Inference>, DecodeError> {
+    let Some((path_model, _version)) = infer_path(ex.path_only()) else {
+        return Ok(None);
+    };
+    let (json, binary) = split_body(ex.request, ex.request_headers)?;
+    let request: Request = parse_lenient(json)?;
+    let inputs = tensors_of(request.inputs, binary)?;
+    let (json, binary) = split_body(ex.response, ex.response_headers)?;
+    let response: Response = parse_lenient(json)?;
+    let outputs = tensors_of(response.outputs, binary)?;
+
+    let labels = pick(&outputs, &rule.label_output, |t| {
+        t.datatype == "BYTES" || (is_integer_datatype(&t.datatype) && t.datatype != "BOOL")
+    })?;
+    let scores = pick(&outputs, &rule.score_output, |t| is_float(&t.datatype))?;
+    let predictions = rule.predictions(labels.map(|t| &t.matrix), scores.map(|t| &t.matrix))?;
+    let batch = inputs
+        .first()
+        .map(|t| t.matrix.rows)
+        .or((!predictions.is_empty()).then_some(predictions.len()));
+    Ok(Some(Inference {
+        model: Some(
+            response
+                .model_name
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| path_model.to_string()),
+        ),
+        predictions,
+        batch,
+        inputs: (!inputs.is_empty()).then(|| inputs_of(&inputs)),
+        tokens: None,
+    }))
+}
+
+/// Splits a body into its JSON part and the binary tensor data after it.
+fn split_body<'a>(
+    body: &'a [u8],
+    headers: &http::HeaderMap,
+) -> Result<(&'a [u8], &'a [u8]), DecodeError> {
+    match headers.get(HEADER_LENGTH) {
+        None => Ok((body, &[])),
+        Some(v) => {
+            let n: usize = v
+                .to_str()
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or_else(|| DecodeError::Invalid(format!("bad {HEADER_LENGTH} header")))?;
+            if n > body.len() {
+                return Err(DecodeError::Invalid(format!(
+                    "{HEADER_LENGTH} {n} is longer than the body ({})",
+                    body.len()
+                )));
+            }
+            Ok(body.split_at(n))
+        }
+    }
+}
+
+fn tensors_of(tensors: Vec<Tensor>, binary: &[u8]) -> Result<Vec<Decoded>, DecodeError> {
+    let mut offset = 0usize;
+    let mut out = Vec::with_capacity(tensors.len());
+    for t in tensors {
+        let size = t.parameters.as_ref().and_then(|p| p.binary_data_size);
+        let values = match (size, t.data) {
+            (Some(size), _) => {
+                let size = usize::try_from(size)
+                    .ok()
+                    .filter(|s| {
+                        offset
+                            .checked_add(*s)
+                            .is_some_and(|end| end <= binary.len())
+                    })
+                    .ok_or_else(|| {
+                        DecodeError::Invalid(format!(
+                            "tensor {:?}: binary_data_size runs past the body",
+                            t.name
+                        ))
+                    })?;
+                let raw = &binary[offset..offset + size];
+                offset += size;
+                decode_binary(&t.name, &t.datatype, raw)?
+            }
+            (None, Some(flat)) => flat.into_values(&t.name, &t.datatype)?,
+            (None, None) => {
+                return Err(DecodeError::Invalid(format!(
+                    "tensor {:?} has no data",
+                    t.name
+                )))
+            }
+        };
+        let matrix = Matrix::from_shape(&t.name, &t.shape, values)?;
+        out.push(Decoded {
+            name: t.name,
+            datatype: t.datatype,
+            shape: t.shape,
+            matrix,
+        });
+    }
+    Ok(out)
+}
+
+fn is_float(datatype: &str) -> bool {
+    matches!(datatype, "FP16" | "BF16" | "FP32" | "FP64")
+}
+
+fn pick<'a>(
+    tensors: &'a [Decoded],
+    name: &str,
+    auto: impl Fn(&Decoded) -> bool,
+) -> Result<Option<&'a Decoded>, DecodeError> {
+    if name.is_empty() {
+        Ok(tensors.iter().find(|t| auto(t)))
+    } else {
+        tensors
+            .iter()
+            .find(|t| t.name == name)
+            .map(Some)
+            .ok_or_else(|| DecodeError::Invalid(format!("no output tensor named {name:?}")))
+    }
+}
+
+/// The numeric inputs as a table: columns of every numeric input with as many rows as the first.
+fn inputs_of(tensors: &[Decoded]) -> Inputs {
+    let signature = tensors
+        .iter()
+        .map(|t| InputSignature {
+            name: t.name.clone(),
+            datatype: t.datatype.clone(),
+            shape: t.shape.iter().skip(1).copied().collect(),
+        })
+        .collect();
+    let numeric: Vec<&Decoded> = tensors
+        .iter()
+        .filter(|t| is_numeric_datatype(&t.datatype))
+        .collect();
+    let (mut nan, mut inf) = (0, 0);
+    for t in &numeric {
+        if let Values::Num(v) = &t.matrix.values {
+            for x in v {
+                if x.is_nan() {
+                    nan += 1;
+                } else if x.is_infinite() {
+                    inf += 1;
+                }
+            }
+        }
+    }
+    let rows = numeric.first().map_or(0, |t| t.matrix.rows);
+    let table: Vec<&Matrix> = numeric
+        .iter()
+        .map(|t| &t.matrix)
+        .filter(|m| m.rows == rows)
+        .collect();
+    let features: usize = table.iter().map(|m| m.width).sum();
+    let mut values = Vec::with_capacity(rows * features);
+    for r in 0..rows {
+        for m in &table {
+            if let Some(row) = m.row_num(r) {
+                values.extend_from_slice(row);
+            }
+        }
+    }
+    Inputs {
+        signature,
+        rows,
+        features,
+        values,
+        nan,
+        inf,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ScoreKind;
+    use crate::protocol::OwnedExchange;
+
+    const IRIS_REQUEST: &str = r#"{"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}], "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}"#;
+
+    fn run(req: &str, resp: &str, rule: &Rule) -> Result<Option<Inference>, DecodeError> {
+        decode(
+            &OwnedExchange::simple(
+                "/v2/models/iris/versions/1/infer",
+                req.as_bytes(),
+                resp.as_bytes(),
+            )
+            .view(),
+            rule,
+        )
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(infer_path("/v2/models/iris/infer"), Some(("iris", None)));
+        assert_eq!(
+            infer_path("/v2/models/iris/versions/v3/infer"),
+            Some(("iris", Some("v3")))
+        );
+        assert_eq!(infer_path("/v2/models/iris/ready"), None);
+        assert_eq!(infer_path("/v2/models/iris"), None);
+        assert_eq!(infer_path("/v2/health/ready"), None);
+    }
+
+    #[test]
+    fn sklearn_labels_and_probabilities() {
+        let resp = r#"{"model_name": "iris", "model_version": "1", "outputs": [
+            {"name": "predict", "shape": [2, 1], "datatype": "INT64", "data": [0, 2]},
+            {"name": "predict_proba", "shape": [2, 3], "datatype": "FP64", "data": [0.97, 0.02, 0.01, 0.0, 0.1, 0.9]}]}"#;
+        let inf = run(IRIS_REQUEST, resp, &Rule::default()).unwrap().unwrap();
+        assert_eq!(inf.model.as_deref(), Some("iris"));
+        assert_eq!(inf.batch, Some(2));
+        let classes: Vec<_> = inf
+            .predictions
+            .iter()
+            .map(|p| p.class.clone().unwrap())
+            .collect();
+        assert_eq!(classes, ["0", "2"]);
+        assert_eq!(inf.predictions[0].confidence, Some(0.97));
+        let inputs = inf.inputs.unwrap();
+        assert_eq!((inputs.rows, inputs.features), (2, 4));
+        assert_eq!(inputs.signature[0].shape, vec![4]);
+        assert_eq!(inputs.values[4], 6.7);
+    }
+
+    #[test]
+    fn logits_with_named_output_and_class_names() {
+        let resp = r#"{"model_name": "net", "outputs": [
+            {"name": "embedding", "shape": [1, 2], "datatype": "FP32", "data": [[9, 9]]},
+            {"name": "logits", "shape": [1, 3], "datatype": "FP32", "data": [[0.0, 2.0, 0.0]]}]}"#;
+        let rule = Rule {
+            score_output: "logits".into(),
+            scores: ScoreKind::Logits,
+            class_labels: vec!["a".into(), "b".into(), "c".into()],
+            ..Rule::default()
+        };
+        let inf = run(IRIS_REQUEST, resp, &rule).unwrap().unwrap();
+        let p = &inf.predictions[0];
+        assert_eq!(p.class.as_deref(), Some("b"));
+        let e2 = 2f64.exp();
+        assert!((p.confidence.unwrap() - e2 / (e2 + 2.0)).abs() < 1e-12);
+        let missing = Rule {
+            score_output: "nope".into(),
+            ..Rule::default()
+        };
+        assert!(run(IRIS_REQUEST, resp, &missing).is_err());
+    }
+
+    #[test]
+    fn regression_and_bytes_labels() {
+        let resp =
+            r#"{"outputs": [{"name": "y", "shape": [2], "datatype": "FP32", "data": [1.5, -3]}]}"#;
+        let inf = run(IRIS_REQUEST, resp, &Rule::default()).unwrap().unwrap();
+        assert_eq!(inf.model.as_deref(), Some("iris"));
+        assert_eq!(inf.predictions[1].value, Some(-3.0));
+        let resp = r#"{"outputs": [{"name": "label", "shape": [2, 1], "datatype": "BYTES", "data": ["setosa", "virginica"]}]}"#;
+        let inf = run(IRIS_REQUEST, resp, &Rule::default()).unwrap().unwrap();
+        assert_eq!(inf.predictions[1].class.as_deref(), Some("virginica"));
+    }
+
+    #[test]
+    fn binary_tensor_extension() {
+        let json = br#"{"model_name":"iris","outputs":[{"name":"predict_proba","shape":[1,2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}"#;
+        let mut body = json.to_vec();
+        body.extend_from_slice(&0.25f32.to_le_bytes());
+        body.extend_from_slice(&0.75f32.to_le_bytes());
+        let mut ex = OwnedExchange::simple("/v2/models/iris/infer", IRIS_REQUEST.as_bytes(), &body);
+        ex.response_headers
+            .insert(HEADER_LENGTH, json.len().to_string().parse().unwrap());
+        let inf = decode(&ex.view(), &Rule::default()).unwrap().unwrap();
+        assert_eq!(inf.predictions[0].class.as_deref(), Some("1"));
+        assert_eq!(inf.predictions[0].confidence, Some(0.75));
+        ex.response_headers
+            .insert(HEADER_LENGTH, (body.len() + 1).to_string().parse().unwrap());
+        assert!(decode(&ex.view(), &Rule::default()).is_err());
+    }
+
+    #[test]
+    fn nan_inputs_and_bad_shapes() {
+        let req = r#"{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [NaN, Infinity, 1]}]}"#;
+        let resp = r#"{"outputs": [{"name": "y", "shape": [1], "datatype": "FP64", "data": [1]}]}"#;
+        let inputs = run(req, resp, &Rule::default())
+            .unwrap()
+            .unwrap()
+            .inputs
+            .unwrap();
+        assert_eq!((inputs.nan, inputs.inf), (1, 1));
+        let bad =
+            r#"{"outputs": [{"name": "y", "shape": [2, 2], "datatype": "FP64", "data": [1]}]}"#;
+        assert!(matches!(
+            run(req, bad, &Rule::default()),
+            Err(DecodeError::Shape { .. })
+        ));
+        assert!(run("{", resp, &Rule::default()).is_err());
+        assert!(run(
+            req,
+            r#"{"outputs": [{"name": "y", "datatype": "FP64"}]}"#,
+            &Rule::default()
+        )
+        .is_err());
+    }
+}

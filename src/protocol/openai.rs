@@ -1,0 +1,329 @@
+//! OpenAI-compatible APIs (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`), as
+//! served by vLLM, TGI, llama.cpp, Ollama and OpenAI itself: model and token usage, and for
+//! `stream: true` the SSE stream read with each chunk's arrival time for time to first token,
+//! inter-token latency and time per output token.
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::sse::{Parser, SseError};
+use super::{DecodeError, Exchange, FinishReason, Inference, Tokens};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+}
+
+pub fn endpoint(path: &str) -> Option<Endpoint> {
+    let path = path.trim_end_matches('/');
+    if path.ends_with("/chat/completions") {
+        Some(Endpoint::ChatCompletions)
+    } else if path.ends_with("/completions") {
+        Some(Endpoint::Completions)
+    } else if path.ends_with("/embeddings") {
+        Some(Endpoint::Embeddings)
+    } else {
+        None
+    }
+}
+
+#[derive(Deserialize)]
+struct Request {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    stream: Option<bool>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    data: Option<Vec<IgnoredAny>>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    choices: Vec<StreamChoice>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct StreamChoice {
+    #[serde(default)]
+    delta: Option<Delta>,
+    /// `/v1/completions` streams text, not deltas.
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    #[serde(default)]
+    content: Option<String>,
+    /// Reasoning models (vLLM, DeepSeek) stream their thinking here before any content; the
+    /// first token is the first of either.
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<IgnoredAny>,
+}
+
+impl StreamChoice {
+    fn has_content(&self) -> bool {
+        let nonempty = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
+        nonempty(&self.text)
+            || self.delta.as_ref().is_some_and(|d| {
+                nonempty(&d.content) || nonempty(&d.reasoning_content) || d.tool_calls.is_some()
+            })
+    }
+}
+
+pub fn decode(ex: &Exchange<'_>) -> Result<Option<Inference>, DecodeError> {
+    let Some(endpoint) = endpoint(ex.path_only()) else {
+        return Ok(None);
+    };
+    let request: Request = serde_json::from_slice(ex.request).map_err(DecodeError::Json)?;
+    let event_stream = ex
+        .response_headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+    let mut inference = if event_stream || request.stream == Some(true) {
+        stream(ex)?
+    } else {
+        whole(ex.response, endpoint)?
+    };
+    if inference.model.is_none() {
+        inference.model = request.model.filter(|m| !m.is_empty());
+    }
+    Ok(Some(inference))
+}
+
+fn whole(body: &[u8], endpoint: Endpoint) -> Result<Inference, DecodeError> {
+    let r: Response = serde_json::from_slice(body).map_err(DecodeError::Json)?;
+    let usage = r.usage.unwrap_or_default();
+    let tokens = Tokens {
+        input: usage.prompt_tokens,
+        output: usage.completion_tokens,
+        finish_reasons: r
+            .choices
+            .iter()
+            .filter_map(|c| c.finish_reason.as_deref().map(FinishReason::parse))
+            .collect(),
+        ..Tokens::default()
+    };
+    Ok(Inference {
+        model: r.model.filter(|m| !m.is_empty()),
+        batch: match endpoint {
+            Endpoint::Embeddings => r.data.map(|d| d.len()),
+            _ => None,
+        },
+        tokens: Some(tokens),
+        ..Inference::default()
+    })
+}
+
+fn stream(ex: &Exchange<'_>) -> Result<Inference, DecodeError> {
+    let mut parser = Parser::new();
+    let mut events = Vec::new();
+    for (at, chunk) in ex.response_chunks {
+        parser.feed(chunk, *at, &mut events).map_err(|e| match e {
+            SseError::Utf8 => DecodeError::Utf8,
+            other => DecodeError::Invalid(other.to_string()),
+        })?;
+    }
+    let mut model = None;
+    let mut usage: Option<Usage> = None;
+    let mut done = false;
+    let mut content_times = Vec::new();
+    let mut finish_reasons = Vec::new();
+    for event in &events {
+        if event.data.trim() == "[DONE]" {
+            done = true;
+            break;
+        }
+        let chunk: Chunk = serde_json::from_str(&event.data).map_err(DecodeError::Json)?;
+        if chunk.error.is_some() {
+            // An error in the middle of a stream ends it; the completion did not finish.
+            finish_reasons.push(FinishReason::Other);
+            done = true;
+            break;
+        }
+        if model.is_none() {
+            model = chunk.model.filter(|m| !m.is_empty());
+        }
+        if chunk.usage.is_some() {
+            usage = chunk.usage;
+        }
+        if chunk.choices.iter().any(StreamChoice::has_content) {
+            content_times.push(event.at);
+        }
+        finish_reasons.extend(
+            chunk
+                .choices
+                .iter()
+                .filter_map(|c| c.finish_reason.as_deref().map(FinishReason::parse)),
+        );
+    }
+    if !done && (finish_reasons.is_empty() || parser.pending()) {
+        return Err(DecodeError::Truncated);
+    }
+    let usage = usage.unwrap_or_default();
+    let output = usage.completion_tokens.or(Some(content_times.len() as u64));
+    let inter_token = content_times.windows(2).map(|w| w[1] - w[0]).collect();
+    let time_per_output_token = match (content_times.first(), content_times.last(), output) {
+        (Some(first), Some(last), Some(n)) if content_times.len() >= 2 && n >= 2 => {
+            Some((*last - *first) / (n - 1).min(u32::MAX as u64) as u32)
+        }
+        _ => None,
+    };
+    Ok(Inference {
+        model,
+        tokens: Some(Tokens {
+            input: usage.prompt_tokens,
+            output,
+            time_to_first_token: content_times.first().copied(),
+            inter_token,
+            time_per_output_token,
+            finish_reasons,
+        }),
+        ..Inference::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::OwnedExchange;
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn chunk(content: &str) -> String {
+        format!(
+            "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"llama\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{content:?}}},\"finish_reason\":null}}]}}\n\n"
+        )
+    }
+
+    fn sse(parts: Vec<(u64, String)>) -> OwnedExchange {
+        let mut ex = OwnedExchange::new(
+            "/v1/chat/completions",
+            br#"{"model":"req-model","stream":true,"messages":[]}"#,
+            parts
+                .into_iter()
+                .map(|(t, s)| (ms(t), Bytes::from(s)))
+                .collect(),
+        );
+        ex.response_headers.insert(
+            http::header::CONTENT_TYPE,
+            "text/event-stream".parse().unwrap(),
+        );
+        ex
+    }
+
+    #[test]
+    fn stream_timings_and_counted_chunks() {
+        let role = "data: {\"model\":\"llama\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}\n\n".to_string();
+        let finish = "data: {\"model\":\"llama\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}]}\n\n".to_string();
+        let ex = sse(vec![
+            (5, role),
+            (50, chunk("Hel")),
+            (70, chunk("lo")),
+            (100, chunk("!") + &finish + "data: [DONE]\n\n"),
+        ]);
+        let inf = decode(&ex.view()).unwrap().unwrap();
+        assert_eq!(inf.model.as_deref(), Some("llama"));
+        let t = inf.tokens.unwrap();
+        assert_eq!(t.output, Some(3));
+        assert_eq!(t.input, None);
+        assert_eq!(t.time_to_first_token, Some(ms(50)));
+        assert_eq!(t.inter_token, vec![ms(20), ms(30)]);
+        assert_eq!(t.time_per_output_token, Some(ms(25)));
+        assert_eq!(t.finish_reasons, vec![FinishReason::Length]);
+    }
+
+    #[test]
+    fn usage_chunk_wins_over_counted_chunks() {
+        let usage = "data: {\"model\":\"llama\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":9,\"total_tokens\":16}}\n\n".to_string();
+        let finish =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+        let ex = sse(vec![
+            (10, chunk("a")),
+            (20, chunk("b") + finish),
+            (21, usage + "data: [DONE]\n\n"),
+        ]);
+        let t = decode(&ex.view()).unwrap().unwrap().tokens.unwrap();
+        assert_eq!((t.input, t.output), (Some(7), Some(9)));
+        assert_eq!(t.time_per_output_token, Some(ms(10) / 8));
+    }
+
+    #[test]
+    fn truncated_streams_are_malformed() {
+        let ex = sse(vec![(10, chunk("a")), (20, "data: {\"cho".into())]);
+        assert!(matches!(decode(&ex.view()), Err(DecodeError::Truncated)));
+        let ex = sse(vec![(10, chunk("a"))]);
+        assert!(matches!(decode(&ex.view()), Err(DecodeError::Truncated)));
+        let ex = sse(vec![(10, chunk("a")), (20, "data: \u{7f}{\n\n".into())]);
+        assert!(decode(&ex.view()).is_err());
+    }
+
+    #[test]
+    fn non_streaming_usage_and_embeddings() {
+        let ex = OwnedExchange::simple(
+            "/v1/chat/completions",
+            br#"{"model":"gpt","messages":[]}"#,
+            br#"{"id":"x","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#,
+        );
+        let inf = decode(&ex.view()).unwrap().unwrap();
+        assert_eq!(inf.model.as_deref(), Some("gpt-4o"));
+        let t = inf.tokens.unwrap();
+        assert_eq!((t.input, t.output), (Some(12), Some(3)));
+        assert_eq!(t.finish_reasons, vec![FinishReason::Stop]);
+
+        let ex = OwnedExchange::simple(
+            "/v1/embeddings",
+            br#"{"model":"bge","input":["a","b"]}"#,
+            br#"{"object":"list","data":[{"embedding":[0.1]},{"embedding":[0.2]}],"usage":{"prompt_tokens":4,"total_tokens":4}}"#,
+        );
+        let inf = decode(&ex.view()).unwrap().unwrap();
+        assert_eq!(inf.model.as_deref(), Some("bge"));
+        assert_eq!(inf.batch, Some(2));
+        assert_eq!(inf.tokens.unwrap().input, Some(4));
+
+        let ex = OwnedExchange::simple("/v1/models", b"", b"{}");
+        assert_eq!(decode(&ex.view()).unwrap(), None);
+    }
+}

@@ -1,0 +1,185 @@
+//! A real KServe V2 server (MLServer serving an sklearn classifier trained on iris) behind the
+//! sidecar, and the real `tritonclient.http` client in front: answers are identical with and
+//! without the sidecar, and the prediction metrics count exactly the classes the server returned.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use http::Request;
+use http_body_util::BodyExt;
+use inferwatch::config::{Protocol, RouteConfig};
+use support::*;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mlserver_iris.py");
+
+/// MLServer imports a lot of Python before it listens; on a busy 2-core machine that can take
+/// tens of seconds.
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+
+async fn wait_ready(url: &str, server: &mut KillOnDrop, log: &std::path::Path) {
+    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        let req = Request::get(url).body(full("")).unwrap();
+        if let Ok(Ok(resp)) =
+            tokio::time::timeout(Duration::from_secs(2), client().request(req)).await
+        {
+            if resp.status() == 200 {
+                return;
+            }
+        }
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!(
+                "mlserver exited ({status}) before it was ready:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "mlserver not ready within {READY_TIMEOUT:?}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mlserver_iris_through_the_sidecar_with_tritonclient() {
+    let python = peers_python(&[
+        "mlserver",
+        "mlserver_sklearn",
+        "sklearn",
+        "tritonclient.http",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let (http_port, grpc_port, metrics_port) = (free_port(), free_port(), free_port());
+    let setup = Command::new(&python)
+        .arg(SCRIPT)
+        .arg("setup")
+        .arg(dir.path())
+        .args([http_port, grpc_port, metrics_port].map(|p| p.to_string()))
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "model set-up failed:\n{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let log_path = dir.path().join("mlserver.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mlserver = python.with_file_name("mlserver");
+    let mut server = KillOnDrop(
+        Command::new(&mlserver)
+            .args(["start", "."])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", mlserver.display())),
+    );
+    let direct = format!("http://127.0.0.1:{http_port}");
+    wait_ready(
+        &format!("{direct}/v2/models/iris/ready"),
+        &mut server,
+        &log_path,
+    )
+    .await;
+
+    let mut cfg = test_config(&direct);
+    cfg.proxy.routes = vec![RouteConfig {
+        name: "infer".into(),
+        path_prefix: "/v2/models/".into(),
+        protocol: Protocol::KserveV2,
+        model: "m".into(),
+        ..RouteConfig::default()
+    }];
+    let sc = Sidecar::start(cfg).await;
+    let via = sc.url("");
+    let client_run = {
+        let python = python.clone();
+        let direct = direct.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(python)
+                .args([SCRIPT, "client", &via, &direct])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    assert!(
+        client_run.status.success(),
+        "tritonclient run failed:\n{}{}",
+        String::from_utf8_lossy(&client_run.stdout),
+        String::from_utf8_lossy(&client_run.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&client_run.stdout).unwrap();
+    let classes: BTreeMap<String, u64> =
+        serde_json::from_value(summary["classes"].clone()).unwrap();
+    let rows = summary["rows"].as_u64().unwrap() as f64;
+    let requests = summary["requests"].as_u64().unwrap() as f64;
+    assert_eq!(classes.len(), 3, "{classes:?}");
+
+    let parsed = [("route", "infer"), ("result", "parsed")];
+    assert_eventually!(
+        sc.scrape()
+            .await
+            .sum("inferwatch_inspection_total", &parsed)
+            == requests
+    );
+    let scrape = sc.scrape().await;
+    for (class, n) in &classes {
+        let got = scrape.get(
+            "inferwatch_predictions_total",
+            &[("route", "infer"), ("model", "iris"), ("class", class)],
+        );
+        assert_eq!(got, Some(*n as f64), "class {class}");
+    }
+    assert_eq!(
+        scrape.sum("inferwatch_predictions_total", &[("route", "infer")]),
+        rows
+    );
+    assert_eq!(
+        scrape.get(
+            "inferwatch_prediction_confidence_count",
+            &[("route", "infer"), ("model", "iris")]
+        ),
+        Some(rows)
+    );
+    assert_eq!(
+        scrape.get(
+            "inferwatch_batch_size_sum",
+            &[("route", "infer"), ("model", "iris")]
+        ),
+        Some(rows)
+    );
+    assert_eq!(
+        scrape.sum("inferwatch_inspection_total", &[("result", "malformed")]),
+        0.0
+    );
+    assert_eq!(
+        scrape.sum("inferwatch_input_anomalies_total", &[]),
+        0.0,
+        "clean iris inputs raised anomalies"
+    );
+    let text = sc.scrape_text().await;
+    if let Err(report) = promtool_check(&text) {
+        panic!("promtool check metrics:\n{report}");
+    }
+    // The server is still healthy through the sidecar at the end.
+    let resp = client()
+        .request(
+            Request::get(sc.url("/v2/models/iris/ready"))
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.into_body().collect().await.unwrap();
+    sc.shutdown().await;
+    drop(server);
+}
