@@ -144,3 +144,76 @@ fn promtool_clean(text: &str) {
         "promtool check metrics:\n{report}"
     );
 }
+
+/// The protocol adapters feed the quality engine: a Shewhart X-bar chart on the prediction
+/// confidence of a KServe V2 route stays quiet while the model is sure of itself and alarms
+/// once its answers turn hesitant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confidence_chart_fed_by_the_kserve_adapter_alarms_on_hesitant_answers() {
+    let degraded = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU64::new(0));
+    let (d, s) = (degraded.clone(), served.clone());
+    let up = Upstream::start(move |_req: Request<hyper::body::Incoming>| {
+        let n = s.fetch_add(1, Ordering::Relaxed);
+        // Healthy: top-class probability 0.90..0.98; degraded: 0.55..0.63.
+        let base = if d.load(Ordering::Relaxed) { 0.55 } else { 0.90 };
+        let p = base + 0.02 * (n % 5) as f64;
+        let body = format!(
+            r#"{{"model_name":"m","outputs":[{{"name":"probs","shape":[1,2],"datatype":"FP32","data":[{p},{}]}}]}}"#,
+            1.0 - p
+        );
+        async move { Response::new(full(body)) }
+    })
+    .await;
+    let mut cfg = test_config(&up.url());
+    cfg.proxy.routes[0].protocol = inferwatch::config::Protocol::KserveV2;
+    cfg.quality.charts.push(ChartConfig {
+        name: "infer_confidence".into(),
+        signal: "confidence:infer".into(),
+        kind: ChartKind::Shewhart,
+        subgroup_size: 5,
+        phase1_subgroups: 10,
+        ..ChartConfig::default()
+    });
+    let sc = Sidecar::start(cfg).await;
+    let labels: &[(&str, &str)] = &[
+        ("chart", "infer_confidence"),
+        ("signal", "confidence:infer"),
+    ];
+    let body = r#"{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1.0,2.0]}]}"#;
+    let c = client();
+    let send = |n: usize| {
+        let c = c.clone();
+        let url = sc.url("/v2/models/m/infer");
+        async move {
+            for _ in 0..n {
+                let r = c
+                    .request(Request::post(&url).body(full(body)).unwrap())
+                    .await
+                    .unwrap();
+                r.into_body().collect().await.unwrap();
+            }
+        }
+    };
+    // Phase I (50 rows) and 50 more healthy rows: no alarm.
+    send(100).await;
+    assert_eventually!(sc.scrape().await.get("inferwatch_spc_phase1", labels) == Some(0.0));
+    let s = sc.scrape().await;
+    assert_eq!(s.get("inferwatch_spc_alarm", labels), Some(0.0));
+    assert_eq!(s.sum("inferwatch_spc_alarms_total", labels), 0.0);
+    // Hesitant answers: the subgroup means fall far below the lower control limit.
+    degraded.store(true, Ordering::Relaxed);
+    send(25).await;
+    assert_eventually!(sc.scrape().await.get("inferwatch_spc_alarm", labels) == Some(1.0));
+    let s = sc.scrape().await;
+    assert!(s.sum("inferwatch_spc_alarms_total", labels) >= 1.0);
+    assert_eq!(
+        s.get(
+            "inferwatch_predictions_total",
+            &[("route", "infer"), ("class", "0")]
+        ),
+        Some(125.0),
+        "every answer was inspected"
+    );
+    sc.shutdown().await;
+}
