@@ -334,7 +334,7 @@ pub fn decode_binary(tensor: &str, datatype: &str, raw: &[u8]) -> Result<Values,
         "UINT64" | "INT64" | "FP64" => 8,
         _ => return Err(bad("is not a known datatype")),
     };
-    if raw.len() % size != 0 {
+    if !raw.len().is_multiple_of(size) {
         return Err(bad("data length is not a multiple of the element size"));
     }
     let nums = raw
