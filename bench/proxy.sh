@@ -39,7 +39,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-UP=$(free_port); IW=$(free_port); ADM=$(free_port); NGX=$(free_port)
+UP=$(free_port); IW=$(free_port); ADM=$(free_port); NGX=$(free_port); IW0=$(free_port); ADM0=$(free_port)
 BODY=$(python3 -c 'import json; print(json.dumps({"model_name":"m","outputs":[{"name":"probs","datatype":"FP32","shape":[1,64],"data":[round(i/64,6) for i in range(64)]}]}).replace("\"","\\\""))')
 
 common="daemon off; error_log $WORK/nginx-error.log warn; pid PIDFILE;
@@ -75,20 +75,30 @@ CONF
 nginx -c "$WORK/upstream.conf" -p "$WORK" & PIDS+=($!)
 nginx -c "$WORK/nginx-proxy.conf" -p "$WORK" & PIDS+=($!)
 TOKIO_WORKER_THREADS=$WORKERS "$BIN" run --config "$WORK/inferwatch.toml" 2>"$WORK/inferwatch.log" & IWPID=$!; PIDS+=($IWPID)
-for p in $UP $IW $NGX $ADM; do
+# The same sidecar with the tap off: the price of inspection is the difference.
+INFERWATCH__INSPECTION__ENABLED=false INFERWATCH__PROXY__LISTEN=127.0.0.1:$IW0 INFERWATCH__ADMIN__LISTEN=127.0.0.1:$ADM0 \
+  TOKIO_WORKER_THREADS=$WORKERS "$BIN" run --config "$WORK/inferwatch.toml" 2>"$WORK/inferwatch0.log" & PIDS+=($!)
+for p in $UP $IW $NGX $ADM $IW0; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done
 done
 rss_kb() { awk -v k="$1" '$1==k":" {print $2}' "/proc/$IWPID/status"; }
 IDLE_RSS=$(rss_kb VmRSS)
 
 PATH_URL=/v2/models/m/infer
+# Every request is a real KServe V2 inference (POST, JSON tensor), so the tap and the adapter do
+# their full work on the inferwatch target.
+cat > "$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}'
+LUA
 # wrk's Lua hook: a fixed delay per connection paces an approximate open rate.
 pace() { # rate connections -> lua file
   local ms; ms=$(python3 -c "print(max(1, round($2 * 1000 / $1)))")
-  echo "function delay() return $ms end" > "$WORK/pace.lua"; echo "$WORK/pace.lua"
+  { cat "$WORK/post.lua"; echo "function delay() return $ms end"; } > "$WORK/pace.lua"; echo "$WORK/pace.lua"
 }
 run_wrk() { # name port [lua] -> "rps p50 p90 p99" (ms)
-  local args=(-t2 -c"$CONNS" -d"${DURATION}s" --latency)
+  local args=(-t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/post.lua")
   [[ -n "${3:-}" ]] && args=(-t2 -c"$4" -d"${DURATION}s" --latency -s "$3")
   wrk "${args[@]}" "http://127.0.0.1:$2$PATH_URL" > "$WORK/$1.wrk"
   python3 - "$WORK/$1.wrk" <<'PY'
@@ -112,12 +122,14 @@ measure() { # label lua conns -> fills the associative array named by $1
   local name port
   declare -A runs=()
   for r in $(seq "$ROUNDS"); do
-    for t in direct:$UP inferwatch:$IW nginx:$NGX; do
+    for t in direct:$UP inferwatch:$IW nginx:$NGX iw-no-tap:$IW0; do
       name=${t%%:*}; port=${t##*:}
+      [[ -n "${2:-}" && $name == iw-no-tap ]] && continue
       runs[$name]+="$(run_wrk "$1-$name-$r" "$port" "${2:-}" "${3:-}")"$'\n'
     done
   done
-  for name in direct inferwatch nginx; do
+  for name in direct inferwatch nginx iw-no-tap; do
+    [[ -z "${runs[$name]:-}" ]] && continue
     out[$name]=$(printf '%s' "${runs[$name]}" | median)
     printf "%-11s %10s %9s %9s %9s %6s\n" "$name" ${out[$name]}
   done
@@ -132,6 +144,7 @@ PEAK_RSS=$(rss_kb VmHWM)
 read -r IW_RPS _ _ _ _ <<<"${R[inferwatch]}"
 read -r D_RPS _ _ _ _ <<<"${R[direct]}"
 read -r N_RPS _ _ _ _ <<<"${R[nginx]}"
+read -r I0_RPS _ _ _ _ <<<"${R[iw-no-tap]}"
 HALF=$((IW_RPS / 2)); PC=64
 echo
 echo "== paced at ~half of inferwatch's max ($HALF req/s target, $PC connections), median of $ROUNDS =="
@@ -148,8 +161,10 @@ echo
 python3 - <<PY
 iw, d, n = $IW_RPS, $D_RPS, $N_RPS
 print(f"throughput inferwatch/direct = {iw/d:.3f}   inferwatch/nginx = {iw/n:.3f}   (goal: >= 1.0 vs nginx)")
+print(f"inspection on/off = {iw/$I0_RPS:.3f}   (goal: >= 0.95)   no-tap/nginx = {$I0_RPS/n:.3f}")
 print(f"p99 added at ~half load: inferwatch {($HI99-$HD99):.3f} ms, nginx {($HN99-$HD99):.3f} ms   (goal: inferwatch < 0.3 ms)")
 print(f"inferwatch RSS: idle {$IDLE_RSS/1024:.1f} MiB, peak {$PEAK_RSS/1024:.1f} MiB   (goals: < 20 MiB idle, < 64 MiB under load)")
 PY
-REQS=$(curl -s "http://127.0.0.1:$ADM/metrics" | awk '/^inferwatch_requests_total/ {s+=$2} END {print s+0}')
-echo "inferwatch counted $REQS requests"
+M=$(curl -s "http://127.0.0.1:$ADM/metrics")
+REQS=$(awk '/^inferwatch_requests_total/ {s+=$2} END {print s+0}' <<<"$M")
+echo "inferwatch counted $REQS requests; inspection: $(grep '^inferwatch_inspection_total' <<<"$M" | sed 's/inferwatch_inspection_total//' | tr '\n' ' ')"

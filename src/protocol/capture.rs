@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderName, Method, StatusCode};
 use prometheus::{IntCounterVec, Opts, Registry};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -74,6 +74,7 @@ impl InspectionMetrics {
     pub const MALFORMED: &'static str = "malformed";
     pub const SKIPPED_TOO_LARGE: &'static str = "skipped_too_large";
     pub const DROPPED_QUEUE_FULL: &'static str = "dropped_queue_full";
+    pub const SKIPPED_ENDPOINT: &'static str = "skipped_endpoint";
 
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let total = IntCounterVec::new(
@@ -117,21 +118,31 @@ impl Tap {
         )
     }
 
-    /// Start recording one exchange (called only for tapped routes).
+    /// Start recording one exchange on a tapped route, or `None` when it cannot carry an
+    /// inference payload (every supported protocol infers with POST; GETs are health and
+    /// metadata calls, often a probe every few seconds) — those are counted as
+    /// `skipped_endpoint` and cost the live path nothing more.
     pub fn recorder(
         &self,
         route: Arc<RouteStats>,
-        method: Method,
-        path: String,
-        request_headers: HeaderMap,
+        request: &http::request::Parts,
         start: Instant,
-    ) -> TapRecorder {
-        TapRecorder {
+    ) -> Option<TapRecorder> {
+        if request.method != Method::POST {
+            self.metrics
+                .count(&route.name, InspectionMetrics::SKIPPED_ENDPOINT);
+            return None;
+        }
+        let path = request.uri.path_and_query().map_or_else(
+            || request.uri.path().to_string(),
+            |p| p.as_str().to_string(),
+        );
+        Some(TapRecorder {
             tap: self.clone(),
             route,
-            method,
+            method: request.method.clone(),
             path,
-            request_headers,
+            request_headers: kept_headers(&request.headers),
             start,
             request: Arc::new(Mutex::new(Chunks::default())),
             response: Chunks::default(),
@@ -139,8 +150,25 @@ impl Tap {
             status: StatusCode::OK,
             response_headers: HeaderMap::new(),
             ttfb: Duration::ZERO,
+        })
+    }
+}
+
+/// The headers the adapters read (content type, KServe's binary-tensor split). Copying only
+/// these keeps the tap to a few small allocations per request instead of a whole header map.
+const KEPT_HEADERS: [HeaderName; 2] = [
+    http::header::CONTENT_TYPE,
+    HeaderName::from_static("inference-header-content-length"),
+];
+
+fn kept_headers(from: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in &KEPT_HEADERS {
+        for v in from.get_all(name) {
+            out.append(name.clone(), v.clone());
         }
     }
+    out
 }
 
 #[derive(Default)]
@@ -209,7 +237,7 @@ impl TapRecorder {
 
     pub fn headers(&mut self, status: StatusCode, headers: &HeaderMap, now: Instant) {
         self.status = status;
-        self.response_headers = headers.clone();
+        self.response_headers = kept_headers(headers);
         self.ttfb = now - self.start;
     }
 

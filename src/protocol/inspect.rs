@@ -50,7 +50,7 @@ pub mod anomaly {
 
 /// Results counted in `inferwatch_inspection_total` besides the tap's own.
 pub const SKIPPED_STATUS: &str = "skipped_status";
-pub const SKIPPED_ENDPOINT: &str = "skipped_endpoint";
+pub const SKIPPED_ENDPOINT: &str = InspectionMetrics::SKIPPED_ENDPOINT;
 
 /// The payload metric families.
 #[derive(Clone)]

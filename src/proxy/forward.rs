@@ -47,18 +47,9 @@ pub(crate) async fn handle(
 
     let (mut parts, body) = req.into_parts();
     let mut recorder = match &inner.tap {
-        Some(tap) if acct.route().protocol != Protocol::Opaque => Some(
-            tap.recorder(
-                acct.route_handle(),
-                parts.method.clone(),
-                parts
-                    .uri
-                    .path_and_query()
-                    .map_or_else(|| parts.uri.path().to_string(), |p| p.as_str().to_string()),
-                parts.headers.clone(),
-                start,
-            ),
-        ),
+        Some(tap) if acct.route().protocol != Protocol::Opaque => {
+            tap.recorder(acct.route_handle(), &parts, start)
+        }
         _ => None,
     };
     let declared_len = parts
