@@ -474,13 +474,13 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                let req = if worker == 2 && i % 2 == 0 {
+                let req = if worker == 2 && i.is_multiple_of(2) {
                     Request::post(format!("{url}/v1/chat/completions"))
                         .header("content-type", "application/json")
                         .body(full(r#"{"model":"tiny-llm","stream":true,"messages":[{"role":"user","content":"hi"}]}"#))
                         .unwrap()
                 } else {
-                    let x0 = if i % 10 == 0 { 9.5 } else { 5.0 + (i % 7) as f64 * 0.2 };
+                    let x0 = if i.is_multiple_of(10) { 9.5 } else { 5.0 + (i % 7) as f64 * 0.2 };
                     Request::post(format!("{url}/v2/models/iris/infer"))
                         .header("content-type", "application/json")
                         .body(full(format!(
