@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the real peers the tests and benchmarks use (../shared/PEERS.md), idempotently.
-#   scripts/install-peers.sh          what the test suite needs (promtool; the Python peers in
-#                                     .venv-peers: MLServer, tritonclient, openai, scikit-learn, scipy)
+#   scripts/install-peers.sh          what the test suite needs (promtool and the prometheus server;
+#                                     the Python peers in .venv-peers: MLServer, tritonclient, openai,
+#                                     scikit-learn, scipy, Helm's engine (helm-python-sdk) and
+#                                     kubernetes-validate)
 #   scripts/install-peers.sh --bench  also nginx, wrk and hyperfine for bench/*.sh
 set -euo pipefail
 
@@ -25,17 +27,21 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v promtool >/dev/null || { echo "install-peers: promtool still missing" >&2; exit 1; }
+# tests/dashboards.rs runs the server itself (on loopback, with a temporary storage dir).
+[[ -x /usr/bin/prometheus ]] || { echo "install-peers: /usr/bin/prometheus still missing" >&2; exit 1; }
 
 # Python peers, one venv for every test that needs one (ignored by git). Installing is slow, so
 # it only runs when an import fails: a rerun on a ready venv takes well under a second.
 # Packages (pip name) and the module each provides; keep the two lists in step.
 venv=".venv-peers"
-pip_pkgs=(mlserver mlserver-sklearn scikit-learn "tritonclient[http]" openai scipy)
-modules="mlserver, mlserver_sklearn, sklearn, tritonclient.http, openai, scipy"
+pip_pkgs=(mlserver mlserver-sklearn scikit-learn "tritonclient[http]" openai scipy
+  helm-python-sdk kubernetes-validate)
+modules="mlserver, mlserver_sklearn, sklearn, tritonclient.http, openai, scipy, helm_python, kubernetes_validate"
 cd "$(dirname "$0")/.."
 if ! "$venv/bin/python" -c "import $modules" 2>/dev/null; then
   echo "install-peers: installing ${pip_pkgs[*]} into $venv" >&2
   [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "${pip_pkgs[@]}" >/dev/null
+  # `python -m pip`, not bin/pip: pip's own script carries the venv's original path in its #!.
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${pip_pkgs[@]}" >/dev/null
   "$venv/bin/python" -c "import $modules" || { echo "install-peers: $venv still lacks a module" >&2; exit 1; }
 fi
