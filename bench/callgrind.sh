@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 BIN=${1:-target/release/inferwatch}
 N=${2:-3000}
 WORK=$(mktemp -d)
-trap 'kill $(cat "$WORK/up.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+KEEP=${KEEP:-}
+trap 'kill $(cat "$WORK/up.pid" 2>/dev/null) 2>/dev/null || true; [[ -n "$KEEP" ]] && cp "$WORK"/cg.* "$KEEP"/; rm -rf "$WORK"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 UP=$(free_port)
 cat > "$WORK/up.conf" <<CONF
@@ -58,7 +59,7 @@ for _ in range(n):
 PY
   sleep 1
   kill -TERM "$pid"; wait "$pid" || true
-  callgrind_annotate "$WORK/cg.$proto.$n" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1; exit}'
+  callgrind_annotate "$WORK/cg.$proto.$n" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done {gsub(",","",$1); print $1; done=1}'
 }
 for proto in opaque kserve_v2; do
   base=$(run "$proto" 0); total=$(run "$proto" "$N")
