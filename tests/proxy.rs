@@ -892,3 +892,73 @@ async fn connect_that_never_completes_is_504_connect_timeout() {
     drop(l);
     sc.shutdown().await;
 }
+
+/// Keep-alive to the upstream: sequential requests share one pooled connection.
+#[tokio::test]
+async fn upstream_connections_are_pooled_and_reused() {
+    let accepts = Arc::new(AtomicUsize::new(0));
+    let a = accepts.clone();
+    let up = RawUpstream::start(move |s| {
+        a.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let svc = hyper::service::service_fn(|_req| async {
+                Ok::<_, std::convert::Infallible>(Response::new(full("pooled")))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                .await;
+        }
+    })
+    .await;
+    let sc = Sidecar::start(test_config(&up.url())).await;
+    for _ in 0..30 {
+        let r = send_get(&sc.url("/v2/models/m/infer")).await;
+        assert_eq!(r.status(), 200);
+        r.into_body().collect().await.unwrap();
+    }
+    assert_eq!(
+        accepts.load(Ordering::SeqCst),
+        1,
+        "one upstream connection for 30 sequential requests"
+    );
+    sc.shutdown().await;
+}
+
+/// An upstream that silently closes each connection after one response (as a keep-alive
+/// timeout does): every later request still succeeds on a fresh connection.
+#[tokio::test]
+async fn upstream_closing_idle_connections_is_not_an_error() {
+    let accepts = Arc::new(AtomicUsize::new(0));
+    let a = accepts.clone();
+    let up = RawUpstream::start(move |mut s| {
+        a.fetch_add(1, Ordering::SeqCst);
+        async move {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let sc = Sidecar::start(test_config(&up.url())).await;
+    for _ in 0..5 {
+        let r = send_get(&sc.url("/v2/models/m/infer")).await;
+        assert_eq!(
+            r.status(),
+            200,
+            "{:?}",
+            r.headers().get("x-inferwatch-error")
+        );
+        r.into_body().collect().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    assert_eq!(accepts.load(Ordering::SeqCst), 5);
+    let s = sc.scrape().await;
+    assert_eq!(
+        s.get("inferwatch_requests_total", &[("outcome", "ok")]),
+        Some(5.0)
+    );
+    sc.shutdown().await;
+}

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::body::{self, Accounting, RequestBody, ResponseBody};
 use super::headers::{append_forwarded_for, strip_hop_by_hop};
-use super::Inner;
+use super::{Inner, SendError};
 use crate::config::Protocol;
 use crate::metrics::{CodeClass, Outcome};
 
@@ -65,11 +65,14 @@ pub(crate) async fn handle(
         ));
     }
 
-    // Target URI: the upstream's scheme and authority, the client's path and query.
+    // Target URI: the client's path and query; HTTP/2 also needs the upstream's scheme and
+    // authority (its :scheme and :authority), HTTP/1.1 sends origin form.
     let original_authority = parts.uri.authority().cloned();
     let mut uri_parts = http::uri::Parts::default();
-    uri_parts.scheme = Some(inner.upstream_scheme.clone());
-    uri_parts.authority = Some(inner.upstream_authority.clone());
+    if inner.upstream_h2 {
+        uri_parts.scheme = Some(inner.upstream_scheme.clone());
+        uri_parts.authority = Some(inner.upstream_authority.clone());
+    }
     uri_parts.path_and_query = parts
         .uri
         .path_and_query()
@@ -133,7 +136,7 @@ pub(crate) async fn handle(
     acct.set_forwarded();
 
     let result =
-        tokio::time::timeout(inner.first_byte_timeout, inner.client.request(upstream_req)).await;
+        tokio::time::timeout(inner.first_byte_timeout, inner.client.send(upstream_req)).await;
     match result {
         Err(_) => Ok(fail(
             &mut acct,
@@ -145,9 +148,11 @@ pub(crate) async fn handle(
                 body::REQ_TOO_LARGE => Outcome::BodyTooLarge,
                 body::REQ_IDLE => Outcome::RequestBodyTimeout,
                 body::REQ_BROKEN => Outcome::RequestBodyError,
-                _ if e.is_connect() && is_timeout(&e) => Outcome::ConnectTimeout,
-                _ if e.is_connect() => Outcome::ConnectError,
-                _ => Outcome::UpstreamReset,
+                _ => match &e {
+                    SendError::ConnectTimeout { .. } => Outcome::ConnectTimeout,
+                    SendError::Connect { .. } => Outcome::ConnectError,
+                    SendError::Http(_) => Outcome::UpstreamReset,
+                },
             };
             let reason = error_chain(&e);
             Ok(fail(&mut acct, outcome, &reason))
@@ -200,19 +205,6 @@ fn local_error(outcome: Outcome, reason: &str) -> ProxyResponse {
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     resp
-}
-
-fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return true;
-            }
-        }
-        cur = err.source();
-    }
-    false
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

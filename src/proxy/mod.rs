@@ -8,6 +8,7 @@ mod body;
 mod forward;
 pub mod headers;
 pub mod route;
+mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 
 pub use body::{Accounting, BoxError, RequestBody, ResponseBody};
 pub use route::{RouteStats, Router, OTHER_ROUTE};
+pub use upstream::{SendError, UpstreamClient, UpstreamSettings};
 
 use crate::config::{Config, UpstreamProtocol};
 use crate::metrics::ProxyMetrics;
@@ -38,8 +39,7 @@ pub enum BuildError {
 
 #[derive(Clone)]
 pub(crate) struct Inner {
-    client: Client<HttpConnector, RequestBody>,
-    client_settings: ClientSettings,
+    client: Arc<UpstreamClient>,
     upstream_scheme: http::uri::Scheme,
     upstream_authority: http::uri::Authority,
     upstream_h2: bool,
@@ -112,20 +112,19 @@ impl Proxy {
             .cloned()
             .ok_or_else(|| BuildError::Upstream("no host:port".into()))?;
         let upstream_h2 = p.upstream_protocol == UpstreamProtocol::H2c;
-        let client_settings = ClientSettings {
+        let client = Arc::new(UpstreamClient::new(UpstreamSettings {
+            authority: authority_with_port(&authority),
             connect_timeout: Duration::from_secs_f64(p.connect_timeout_secs),
-            pool_idle_timeout: Duration::from_secs_f64(p.pool_idle_timeout_secs),
-            pool_max_idle_per_host: p.pool_max_idle_per_host,
+            idle_timeout: Duration::from_secs_f64(p.pool_idle_timeout_secs),
+            max_idle: p.pool_max_idle_per_host,
             h2: upstream_h2,
-        };
-        let client = client_settings.client();
+        }));
         let router = Arc::new(Router::new(cfg, metrics, tokio::time::Instant::now()));
         let body_idle = (p.body_idle_timeout_secs > 0.0)
             .then(|| Duration::from_secs_f64(p.body_idle_timeout_secs));
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
-                client_settings,
                 upstream_scheme: uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
                 upstream_authority: authority,
                 upstream_h2,
@@ -149,7 +148,7 @@ impl Proxy {
     /// between threads.
     pub fn with_own_client(&self) -> Self {
         let mut inner = (*self.inner).clone();
-        inner.client = inner.client_settings.client();
+        inner.client = Arc::new(UpstreamClient::new(inner.client.settings().clone()));
         Self {
             inner: Arc::new(inner),
             grace: self.grace,
@@ -236,28 +235,11 @@ impl Proxy {
     }
 }
 
-#[derive(Clone)]
-struct ClientSettings {
-    connect_timeout: Duration,
-    pool_idle_timeout: Duration,
-    pool_max_idle_per_host: usize,
-    h2: bool,
-}
-
-impl ClientSettings {
-    fn client(&self) -> Client<HttpConnector, RequestBody> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(self.connect_timeout));
-        Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(self.pool_idle_timeout)
-            .pool_max_idle_per_host(self.pool_max_idle_per_host)
-            .http2_only(self.h2)
-            // The proxy sets Host itself (preserved or rewritten), so the client must not.
-            .set_host(false)
-            .build(connector)
+/// `host:port` for connecting: the config's authority, with HTTP's default port if it has none.
+fn authority_with_port(a: &http::uri::Authority) -> String {
+    match a.port_u16() {
+        Some(_) => a.as_str().to_string(),
+        None => format!("{}:80", a.host()),
     }
 }
 
