@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Install the real peers the tests and benchmarks use (../shared/PEERS.md), idempotently.
-#   scripts/install-peers.sh          what the test suite needs (promtool, scipy in .venv-peers)
+#   scripts/install-peers.sh          what the test suite needs (promtool, chromium, scipy and
+#                                     mlperf_loadgen in .venv-peers)
 #   scripts/install-peers.sh --bench  also nginx, wrk and hyperfine for bench/*.sh
 set -euo pipefail
 
 want=(prometheus)
+# Headless Chromium renders the bench's HTML report in tests/bench_report.rs. A browser already on
+# the PATH (any packaging) serves as well, so the package is only wanted when none is found.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  want+=(chromium)
+fi
 if [[ "${1:-}" == "--bench" ]]; then
   want+=(nginx wrk hyperfine)
 fi
@@ -32,4 +38,12 @@ if ! "$venv/bin/python" -c "import scipy" >/dev/null 2>&1; then
   echo "install-peers: creating .venv-peers with scipy" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check scipy
+fi
+
+# MLPerf LoadGen (PyPI mlcommons-loadgen, module mlperf_loadgen): the reference load generator
+# that tests/bench_loadgen.rs compares `inferwatch bench` against. Added to the same venv only when
+# the module does not import yet, so reruns stay quiet.
+if ! "$venv/bin/python" -c "import mlperf_loadgen" >/dev/null 2>&1; then
+  echo "install-peers: adding mlcommons-loadgen to .venv-peers" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check mlcommons-loadgen
 fi
