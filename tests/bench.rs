@@ -22,14 +22,22 @@ async fn single_stream_p90_is_the_service_time_plus_overhead() {
     c.min_queries = 100;
     let r = run_bench(&c).await.unwrap();
     let l = r.latency.clone().unwrap();
-    eprintln!("single-stream: p50 {:.2} ms p90 {:.2} ms", l.p50 / MS, l.p90 / MS);
+    eprintln!(
+        "single-stream: p50 {:.2} ms p90 {:.2} ms",
+        l.p50 / MS,
+        l.p90 / MS
+    );
     assert!(r.issued >= 100);
     assert_eq!(r.errors, 0);
     // tokio's timer rounds a 10 ms sleep up to the next millisecond tick; loopback HTTP in a
     // debug build adds well under a millisecond more.
     assert!(l.p90 >= 10.0 * MS && l.p90 < 14.0 * MS, "p90 {}", l.p90);
     // More than 64 queries: early stopping can give a p90 estimate; the run is VALID.
-    let p90 = r.early_stopping.iter().find(|e| e.percentile == 0.9).unwrap();
+    let p90 = r
+        .early_stopping
+        .iter()
+        .find(|e| e.percentile == 0.9)
+        .unwrap();
     assert!(p90.satisfied && p90.min_queries == 64);
     assert!(r.valid, "{:?}", r.reasons);
 }
@@ -95,7 +103,11 @@ async fn a_stall_shows_in_the_open_loop_p99_and_hides_from_a_closed_loop() {
     let worst = open
         .timeline
         .iter()
-        .max_by(|a, b| a.max_secs.unwrap_or(0.0).total_cmp(&b.max_secs.unwrap_or(0.0)))
+        .max_by(|a, b| {
+            a.max_secs
+                .unwrap_or(0.0)
+                .total_cmp(&b.max_secs.unwrap_or(0.0))
+        })
         .unwrap();
     assert!((1..=2).contains(&worst.second), "{worst:?}");
 
@@ -117,7 +129,11 @@ async fn a_stall_shows_in_the_open_loop_p99_and_hides_from_a_closed_loop() {
         cl.max / MS,
         closed.issued
     );
-    assert!(cl.max > 0.5, "the closed loop saw the stall once: {}", cl.max);
+    assert!(
+        cl.max > 0.5,
+        "the closed loop saw the stall once: {}",
+        cl.max
+    );
     assert!(cl.p99 < 0.05, "closed-loop p99 {}", cl.p99);
 }
 
@@ -170,10 +186,7 @@ async fn sweep_capacity_brackets_the_slo_crossing() {
     let below = run_bench(&c).await.unwrap();
     c.qps = fail * 1.3;
     let above = run_bench(&c).await.unwrap();
-    let (pb, pa) = (
-        below.latency.unwrap().p99,
-        above.latency.unwrap().p99,
-    );
+    let (pb, pa) = (below.latency.unwrap().p99, above.latency.unwrap().p99);
     eprintln!(
         "direct: {:.1} qps p99 {:.1} ms; {:.1} qps p99 {:.1} ms",
         cap * 0.7,

@@ -42,7 +42,14 @@ async fn loadgen(url: &str, scenario: &str, qps: f64, queries: u64) -> String {
     // LoadGen blocks its thread; the upstream lives on this runtime, so run it beside.
     let status = tokio::task::spawn_blocking(move || {
         Command::new(py)
-            .args([SUT, &url, &scenario, &qps.to_string(), &queries.to_string(), &out])
+            .args([
+                SUT,
+                &url,
+                &scenario,
+                &qps.to_string(),
+                &queries.to_string(),
+                &out,
+            ])
             .status()
             .unwrap()
     })
@@ -103,8 +110,16 @@ async fn server_percentiles_agree_with_loadgen() {
         l.p99 * 1e3
     );
     assert_eq!(ours.issued, n);
-    assert!((l.p50 / lg_p50 - 1.0).abs() <= 0.10, "p50 {} vs LoadGen {lg_p50}", l.p50);
-    assert!((l.p99 / lg_p99 - 1.0).abs() <= 0.10, "p99 {} vs LoadGen {lg_p99}", l.p99);
+    assert!(
+        (l.p50 / lg_p50 - 1.0).abs() <= 0.10,
+        "p50 {} vs LoadGen {lg_p50}",
+        l.p50
+    );
+    assert!(
+        (l.p99 / lg_p99 - 1.0).abs() <= 0.10,
+        "p99 {} vs LoadGen {lg_p99}",
+        l.p99
+    );
     let es = ours.slo_early_stopping.unwrap();
     assert_eq!(es.more_queries_needed, lg_more, "queries still needed");
 }
@@ -123,8 +138,16 @@ async fn early_stopping_minimums_are_loadgens() {
     c.duration = Duration::ZERO;
     c.min_queries = n;
     let ours = run_bench(&c).await.unwrap();
-    let p90 = ours.early_stopping.iter().find(|e| e.percentile == 0.9).unwrap();
-    let p99 = ours.early_stopping.iter().find(|e| e.percentile == 0.99).unwrap();
+    let p90 = ours
+        .early_stopping
+        .iter()
+        .find(|e| e.percentile == 0.9)
+        .unwrap();
+    let p99 = ours
+        .early_stopping
+        .iter()
+        .find(|e| e.percentile == 0.99)
+        .unwrap();
     eprintln!(
         "LoadGen: p90 needs {lg_min_p90}, p99 needs {lg_min_p99}, discards {lg_discard}; inferwatch: {}, {}, {}",
         p90.min_queries, p99.min_queries, p90.discarded

@@ -215,7 +215,8 @@ impl Chart {
                     r#"<line y1="{T}" y2="{}" x1="{x:.1}" x2="{x:.1}" stroke="{c}" stroke-dasharray="6 4" stroke-width="1.5"/><text x="{:.1}" y="{}" font-size="11" fill="{c}">{}</text>"#,
                     H - B,
                     px(r.value) + 4.0,
-                    T + 12.0,
+                    // Bottom of the plot: the top right is where the SLO label sits.
+                    H - B - 6.0,
                     esc(&r.label),
                     x = px(r.value),
                     c = r.color
