@@ -20,9 +20,9 @@ pub struct LatencyExporter {
 
 /// `60` → `1m`, `600` → `10m`, `3600` → `1h`, `90` → `90s`.
 pub fn window_label(secs: u64) -> String {
-    if secs > 0 && secs % 3600 == 0 {
+    if secs > 0 && secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs > 0 && secs % 60 == 0 {
+    } else if secs > 0 && secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")
