@@ -83,7 +83,9 @@ impl CapacityConfig {
         if self.bands == 0 || self.bands > 50 {
             return bad("--bands must be within 1..=50");
         }
-        if self.slo_p99.is_some_and(|s| !(s > 0.0)) || self.target_qps.is_some_and(|q| !(q > 0.0)) {
+        if self.slo_p99.is_some_and(|s| s.is_nan() || s <= 0.0)
+            || self.target_qps.is_some_and(|q| q.is_nan() || q <= 0.0)
+        {
             return bad("--slo-p99 and --target-qps must be positive");
         }
         if !self
@@ -247,7 +249,7 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
     let mut b: Vec<(f64, f64)> = buckets.to_vec();
     b.sort_by(|x, y| x.0.total_cmp(&y.0));
     let total = b.last().filter(|l| l.0.is_infinite())?.1;
-    if !(total > 0.0) || b.len() < 2 {
+    if total.is_nan() || total <= 0.0 || b.len() < 2 {
         return None;
     }
     let rank = q * total;
@@ -270,6 +272,8 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
 }
 
 type Key = (String, String);
+/// (replica, step time in ms).
+type At = (String, i64);
 
 fn key(l: &BTreeMap<String, String>) -> Key {
     (
@@ -319,7 +323,7 @@ pub async fn capacity_report(
     let energy = query_range(client, base, &q_energy, start, end, step).await?;
 
     // (route, model) -> (replica, t) -> (qps, error qps)
-    let mut load: BTreeMap<Key, BTreeMap<(String, i64), (f64, f64)>> = BTreeMap::new();
+    let mut load: BTreeMap<Key, BTreeMap<At, (f64, f64)>> = BTreeMap::new();
     for (labels, points) in &req {
         let replica = labels.get(rl).cloned().unwrap_or_default();
         let failed = labels.get("outcome").is_some_and(|o| o != "ok")
@@ -337,7 +341,7 @@ pub async fn capacity_report(
         }
     }
     // (route, model) -> (replica, t) -> [(le, rate)]
-    let mut hist: BTreeMap<Key, BTreeMap<(String, i64), Vec<(f64, f64)>>> = BTreeMap::new();
+    let mut hist: BTreeMap<Key, BTreeMap<At, Vec<(f64, f64)>>> = BTreeMap::new();
     for (labels, points) in &buckets {
         let Some(le) = labels.get("le").and_then(|l| parse_value(l)) else {
             continue;
