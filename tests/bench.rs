@@ -197,3 +197,92 @@ async fn sweep_capacity_brackets_the_slo_crossing() {
     assert!(pb <= slo, "below the capacity the SLO holds: {pb}");
     assert!(pa > slo, "above the failing rate it does not: {pa}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_throughput_is_the_window_over_the_service_time() {
+    let _serial = SERIAL.lock().await;
+    // 4 queries in flight, 20 ms each, served in parallel: 200 queries per second.
+    let up = parallel_upstream(Duration::from_millis(20)).await;
+    let mut c = config(&up.url(), Scenario::Offline);
+    c.concurrency_limit = Some(4);
+    c.duration = Duration::from_secs(1);
+    let r = run_bench(&c).await.unwrap();
+    eprintln!(
+        "offline: {:.1} qps over {} queries",
+        r.achieved_qps, r.issued
+    );
+    assert_eq!(r.errors, 0);
+    assert!(
+        r.achieved_qps > 140.0 && r.achieved_qps <= 200.0,
+        "{}",
+        r.achieved_qps
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_streams_give_ttft_and_tpot_and_their_bounds() {
+    use futures_util::stream;
+    use http_body_util::{BodyExt, StreamBody};
+    let _serial = SERIAL.lock().await;
+    // First token after 30 ms, then four more 10 ms apart, then [DONE].
+    let up = support::Upstream::start(|_req| async {
+        let events = stream::unfold(0u32, |i| async move {
+            if i > 5 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(if i == 0 { 30 } else { 10 })).await;
+            let data = if i == 5 {
+                "data: [DONE]\n\n".to_string()
+            } else {
+                format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"t{i}\"}}}}]}}\n\n")
+            };
+            let frame = http_body::Frame::data(bytes::Bytes::from(data));
+            Some((Ok::<_, std::convert::Infallible>(frame), i + 1))
+        });
+        let body = StreamBody::new(events).map_err(|e| match e {}).boxed();
+        http::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(body)
+            .unwrap()
+    })
+    .await;
+    let mut c = config(
+        &format!("{}/v1/chat/completions", up.url()),
+        Scenario::SingleStream,
+    );
+    c.protocol = inferwatch::config::Protocol::Openai;
+    c.requests = std::sync::Arc::new(vec![inferwatch::bench::requests::default_for(
+        inferwatch::config::Protocol::Openai,
+    )]);
+    c.duration = Duration::ZERO;
+    c.min_queries = 20;
+    c.slo_ttft_p99 = Some(0.020);
+    c.slo_tpot_p99 = Some(0.050);
+    let r = run_bench(&c).await.unwrap();
+    let (ttft, tpot) = (r.ttft.clone().unwrap(), r.tpot.clone().unwrap());
+    eprintln!(
+        "ttft p50 {:.1} ms, tpot p50 {:.1} ms",
+        ttft.p50 / MS,
+        tpot.p50 / MS
+    );
+    assert_eq!(r.output_tokens, 20 * 5);
+    // The harness upstream leaves Nagle on, so its first chunk can wait for the ACK of the
+    // headers (a few ms on loopback): TTFT is 30 ms plus that, and the later tokens arrive a
+    // little closer together than 10 ms.
+    assert!(
+        ttft.p50 >= 30.0 * MS && ttft.p50 < 60.0 * MS,
+        "{}",
+        ttft.p50
+    );
+    assert!(tpot.p50 >= 6.0 * MS && tpot.p50 < 15.0 * MS, "{}", tpot.p50);
+    // TTFT over its 20 ms bound, TPOT within 50 ms: INVALID, and the reason says which.
+    assert!(!r.valid);
+    let ttft_check = r.slo_checks.iter().find(|c| c.name == "ttft").unwrap();
+    let tpot_check = r.slo_checks.iter().find(|c| c.name == "tpot").unwrap();
+    assert!(!ttft_check.met && tpot_check.met);
+    assert!(
+        r.reasons.iter().any(|x| x.starts_with("ttft p99")),
+        "{:?}",
+        r.reasons
+    );
+}
