@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Install the real peers the tests and benchmarks use (../shared/PEERS.md), idempotently.
-#   scripts/install-peers.sh          what the test suite needs (promtool and the prometheus server;
-#                                     the Python peers in .venv-peers: MLServer, tritonclient, openai,
-#                                     scikit-learn, scipy, Helm's engine (helm-python-sdk) and
-#                                     kubernetes-validate)
+#   scripts/install-peers.sh          what the test suite needs: promtool and the prometheus server,
+#                                     chromium (the bench's HTML report), and the Python peers in
+#                                     .venv-peers (MLServer, tritonclient, openai, scikit-learn,
+#                                     scipy, Helm's engine, kubernetes-validate, MLPerf LoadGen)
 #   scripts/install-peers.sh --bench  also nginx, wrk and hyperfine for bench/*.sh
 set -euo pipefail
 
 want=(prometheus)
+# Headless Chromium renders the bench's HTML report in tests/bench_report.rs. A browser already on
+# the PATH (any packaging) serves as well, so the package is only wanted when none is found.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  want+=(chromium)
+fi
 if [[ "${1:-}" == "--bench" ]]; then
   want+=(nginx wrk hyperfine)
 fi
@@ -34,9 +39,11 @@ command -v promtool >/dev/null || { echo "install-peers: promtool still missing"
 # it only runs when an import fails: a rerun on a ready venv takes well under a second.
 # Packages (pip name) and the module each provides; keep the two lists in step.
 venv=".venv-peers"
+# mlcommons-loadgen (module mlperf_loadgen) is the reference load generator tests/bench_loadgen.rs
+# compares `inferwatch bench` against.
 pip_pkgs=(mlserver mlserver-sklearn scikit-learn "tritonclient[http]" openai scipy
-  helm-python-sdk kubernetes-validate)
-modules="mlserver, mlserver_sklearn, sklearn, tritonclient.http, openai, scipy, helm_python, kubernetes_validate"
+  helm-python-sdk kubernetes-validate mlcommons-loadgen)
+modules="mlserver, mlserver_sklearn, sklearn, tritonclient.http, openai, scipy, helm_python, kubernetes_validate, mlperf_loadgen"
 cd "$(dirname "$0")/.."
 if ! "$venv/bin/python" -c "import $modules" 2>/dev/null; then
   echo "install-peers: installing ${pip_pkgs[*]} into $venv" >&2

@@ -10,6 +10,7 @@
 //! - [`system`]: the model server process's and the host's footprint (sysinfo).
 //! - [`protocol`]: the tap (copies of tapped exchanges, off the live path) and protocol adapters.
 //! - [`quality`]: SPC charts, drift tests and the `spc` run-length analysis (silent-drift alarms).
+//! - [`bench`]: the load generator, QPS sweep and capacity reports (`bench`, `report`).
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener.
 //! - [`systemd`]: `sd_notify` (READY, WATCHDOG, STOPPING) without libsystemd.
 //! - [`app`]: builds the running sidecar from a config and serves it until shutdown.
@@ -17,6 +18,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod bench;
 pub mod config;
 pub mod energy;
 pub mod latency;

@@ -1,0 +1,288 @@
+//! One query over HTTP: send, read the whole response, time it; for OpenAI-style streaming
+//! responses (`text/event-stream`) also time the first and last content-bearing SSE events.
+//!
+//! The SSE reading here is deliberately minimal (events split on a blank line, `data:` lines,
+//! `choices[0].delta.content` or `choices[0].text` non-empty counts as a token event): it only
+//! needs timings and a count, not the text. The OpenAI protocol adapter in `src/protocol/`
+//! parses these streams fully for the live path; the two may be unified later.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::requests::RequestTemplate;
+use super::BenchError;
+
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A pooled HTTP/1.1 client; connections are reused across queries like a real client's.
+pub fn http_client() -> HttpClient {
+    let mut conn = HttpConnector::new();
+    // Small requests must not wait for Nagle's timer; that would show up as fake latency.
+    conn.set_nodelay(true);
+    conn.set_connect_timeout(Some(Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(conn)
+}
+
+/// The URL queries go to; records in the request file may replace its path.
+#[derive(Debug, Clone)]
+pub struct Target {
+    url: Uri,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Self, BenchError> {
+        let bad = |msg: &str| BenchError::Url {
+            url: url.to_string(),
+            msg: msg.to_string(),
+        };
+        let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(_) => return Err(bad("only http:// targets are supported")),
+            None => return Err(bad("needs a scheme, e.g. http://host:port/path")),
+        }
+        if uri.authority().is_none() {
+            return Err(bad("needs a host"));
+        }
+        Ok(Self { url: uri })
+    }
+
+    pub fn as_str(&self) -> String {
+        self.url.to_string()
+    }
+
+    /// The URI for one template: the target's, with the template's path if it has one.
+    pub fn uri_for(&self, t: &RequestTemplate) -> Uri {
+        match &t.path {
+            None => self.url.clone(),
+            Some(p) => {
+                let mut parts = self.url.clone().into_parts();
+                parts.path_and_query = p.parse().ok();
+                Uri::from_parts(parts).unwrap_or_else(|_| self.url.clone())
+            }
+        }
+    }
+}
+
+/// Why a query failed. A closed set: these are counted per kind in the summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No connection, or it broke before response headers.
+    Connect,
+    /// No complete response within the per-query timeout.
+    Timeout,
+    /// A 4xx status.
+    Status4xx,
+    /// A 5xx status.
+    Status5xx,
+    /// The response body broke off.
+    Body,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Status4xx => "status_4xx",
+            ErrorKind::Status5xx => "status_5xx",
+            ErrorKind::Body => "body",
+        }
+    }
+}
+
+/// What one query observed.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub done: Instant,
+    pub status: Option<u16>,
+    pub error: Option<ErrorKind>,
+    pub first_token: Option<Instant>,
+    pub last_token: Option<Instant>,
+    pub tokens: u32,
+}
+
+/// Send one query and read its whole response (the latency ends at the last byte, as a client
+/// sees it), within `timeout`.
+pub async fn send(
+    client: &HttpClient,
+    target: &Target,
+    t: &RequestTemplate,
+    timeout: Duration,
+) -> Observed {
+    let fut = send_inner(client, target, t);
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(o) => o,
+        Err(_) => Observed {
+            done: Instant::now(),
+            status: None,
+            error: Some(ErrorKind::Timeout),
+            first_token: None,
+            last_token: None,
+            tokens: 0,
+        },
+    }
+}
+
+async fn send_inner(client: &HttpClient, target: &Target, t: &RequestTemplate) -> Observed {
+    let mut builder = Request::builder()
+        .method(t.method.clone())
+        .uri(target.uri_for(t));
+    for (k, v) in &t.headers {
+        builder = builder.header(k, v);
+    }
+    let failed = |error| Observed {
+        done: Instant::now(),
+        status: None,
+        error: Some(error),
+        first_token: None,
+        last_token: None,
+        tokens: 0,
+    };
+    let Ok(req) = builder.body(Full::new(t.body.clone())) else {
+        return failed(ErrorKind::Connect);
+    };
+    let resp = match client.request(req).await {
+        Ok(r) => r,
+        Err(_) => return failed(ErrorKind::Connect),
+    };
+    let status = resp.status().as_u16();
+    let is_sse = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let mut body = resp.into_body();
+    let mut sse = is_sse.then(SseTokens::default);
+    let mut error = match status {
+        400..=499 => Some(ErrorKind::Status4xx),
+        500..=599 => Some(ErrorKind::Status5xx),
+        _ => None,
+    };
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => {
+                if let (Some(sse), Some(data)) = (sse.as_mut(), frame.data_ref()) {
+                    sse.feed(data, Instant::now());
+                }
+            }
+            Some(Err(_)) => {
+                error = error.or(Some(ErrorKind::Body));
+                break;
+            }
+        }
+    }
+    let (first_token, last_token, tokens) =
+        sse.map_or((None, None, 0), |s| (s.first, s.last, s.count));
+    Observed {
+        done: Instant::now(),
+        status: Some(status),
+        error,
+        first_token,
+        last_token,
+        tokens,
+    }
+}
+
+/// Incremental SSE reader that only times content-bearing events.
+#[derive(Debug, Default)]
+pub struct SseTokens {
+    buf: BytesMut,
+    pub first: Option<Instant>,
+    pub last: Option<Instant>,
+    pub count: u32,
+}
+
+impl SseTokens {
+    /// Feed a chunk received at `now`; complete events in it are examined.
+    pub fn feed(&mut self, chunk: &[u8], now: Instant) {
+        self.buf.extend_from_slice(chunk);
+        while let Some((end, sep)) = find_event_end(&self.buf) {
+            let event = self.buf.split_to(end + sep);
+            if event_has_content(&event[..end]) {
+                self.count += 1;
+                self.first.get_or_insert(now);
+                self.last = Some(now);
+            }
+        }
+    }
+}
+
+/// Where the first event ends: the index of its blank-line separator and the separator length.
+fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
+    (0..buf.len()).find_map(|i| {
+        if buf[i..].starts_with(b"\n\n") {
+            Some((i, 2))
+        } else if buf[i..].starts_with(b"\r\n\r\n") {
+            Some((i, 4))
+        } else {
+            None
+        }
+    })
+}
+
+fn event_has_content(event: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(event);
+    let data: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let data = data.trim();
+    if data.is_empty() || data == "[DONE]" {
+        return false;
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
+        return false;
+    };
+    let choice = &v["choices"][0];
+    let nonempty = |x: &serde_json::Value| x.as_str().is_some_and(|s| !s.is_empty());
+    nonempty(&choice["delta"]["content"]) || nonempty(&choice["text"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_counts_content_events_across_chunks() {
+        let mut s = SseTokens::default();
+        let now = Instant::now();
+        let stream = concat!(
+            "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+            ": keep-alive comment\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\r\n\r\n",
+            "data: {\"choices\":[{\"text\":\"!\"}]}\n\n",
+            "data: [DONE]\n\n"
+        );
+        for chunk in stream.as_bytes().chunks(7) {
+            s.feed(chunk, now);
+        }
+        assert_eq!(s.count, 3);
+        assert!(s.first.is_some());
+    }
+
+    #[test]
+    fn target_paths() {
+        let t = Target::parse("http://127.0.0.1:9/v2/models/m/infer").unwrap();
+        let mut r = super::super::requests::default_for(crate::config::Protocol::Json);
+        assert_eq!(t.uri_for(&r).path(), "/v2/models/m/infer");
+        r.path = Some("/other?x=1".into());
+        assert_eq!(t.uri_for(&r).to_string(), "http://127.0.0.1:9/other?x=1");
+        assert!(Target::parse("https://x/").is_err());
+        assert!(Target::parse("/x").is_err());
+    }
+}

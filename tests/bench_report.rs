@@ -1,0 +1,399 @@
+//! Reports: `inferwatch report` against a real Prometheus (Debian `prometheus`) scraping a real
+//! sidecar under load from `inferwatch bench` gives the bench's numbers back within tolerance;
+//! `--out` writes report.json/md/html; the HTML renders in headless Chromium (Debian
+//! `chromium`) with no console errors and no network fetches, and a screenshot is taken. Peers
+//! come from `scripts/install-peers.sh`.
+
+mod bench_support;
+mod support;
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bench_support::{config, SERIAL};
+use inferwatch::bench::prom::CapacityReport;
+use inferwatch::bench::sweep::SweepResult;
+use inferwatch::bench::{run_bench, Scenario};
+use inferwatch::config::SourceMode;
+use support::{full, test_config, Sidecar, Upstream};
+
+const BIN: &str = env!("CARGO_BIN_EXE_inferwatch");
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+fn need(path: &str, what: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is missing ({what}): run scripts/install-peers.sh"
+    );
+}
+
+fn chromium() -> &'static str {
+    for c in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+        if Path::new(c).exists() {
+            return c;
+        }
+    }
+    panic!("chromium is missing (Debian chromium): run scripts/install-peers.sh");
+}
+
+/// Render `html` headless; return the screenshot path. Fails on console messages or network
+/// errors in Chromium's log, which a self-contained report must never produce.
+fn render(html: &Path, png: &Path) {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1100,1800",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chromium failed: {log}");
+    for bad in ["CONSOLE(", "Uncaught", "net::ERR"] {
+        assert!(!log.contains(bad), "chromium logged {bad}: {log}");
+    }
+    let bytes = std::fs::read(png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+    assert!(
+        bytes.len() > 20_000,
+        "screenshot suspiciously small: {}",
+        bytes.len()
+    );
+}
+
+/// The screenshot goes where a human can look at it after the run.
+fn shots() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-report-screenshots");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn check_files(dir: &Path) -> serde_json::Value {
+    for f in ["report.json", "report.md", "report.html"] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<svg"), "no chart");
+    // Self-contained: nothing fetched from anywhere.
+    for bad in ["<script", "src=\"http", "href=\"http", "@import"] {
+        assert!(!html.contains(bad), "report.html has {bad}");
+    }
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_cli_writes_reports_that_render_in_chromium() {
+    let _serial = SERIAL.lock().await;
+    chromium();
+    // FIFO at 2 ms (500 qps capacity): a short sweep from 400 qps.
+    let up = bench_support::fifo_upstream(Duration::from_millis(2), None).await;
+    let out = tempfile::tempdir().unwrap();
+    let url = up.url();
+    let dir = out.path().to_path_buf();
+    let o = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["bench", &format!("{url}/v2/models/m/infer"), "--sweep"])
+            .args(["--qps", "400", "--duration", "0.5s", "--slo-p99", "30ms"])
+            .args([
+                "--sweep-tolerance",
+                "0.3",
+                "--sweep-max-steps",
+                "4",
+                "--json",
+            ])
+            .arg("--out")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{stderr}");
+    let r: SweepResult = serde_json::from_slice(&o.stdout).expect("--json prints the sweep");
+    assert!(!r.steps.is_empty() && r.steps.len() <= 4);
+    // Not a terminal: progress comes as plain lines, one per step at least.
+    assert!(stderr.contains("sweep step 0"), "{stderr}");
+    let json = check_files(out.path());
+    assert_eq!(json["kind"], "sweep");
+    assert_eq!(
+        json["sweep"]["steps"].as_array().unwrap().len(),
+        r.steps.len()
+    );
+    let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(md.contains("| step | phase | target qps"));
+    let png = shots().join("sweep.png");
+    render(&out.path().join("report.html"), &png);
+    eprintln!("screenshot: {}", png.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_cli_usage_errors_exit_2() {
+    let o = Command::new(BIN)
+        .args(["bench", "http://127.0.0.1:9/", "--qps", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = Command::new(BIN)
+        .args(["bench", "http://127.0.0.1:9/", "--slo-p99", "fast"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--slo-p99"));
+    let o = Command::new(BIN)
+        .args(["bench", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    for flag in [
+        "--scenario",
+        "--qps",
+        "--duration",
+        "--min-queries",
+        "--warmup",
+        "--seed",
+        "--concurrency-limit",
+        "--requests",
+        "--slo-p99",
+        "--sweep",
+        "--out",
+        "--json",
+        "--sidecar-metrics",
+        "--protocol",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
+
+/// A RAPL powercap tree the upstream charges a fixed energy per request into.
+struct Rapl {
+    dir: tempfile::TempDir,
+}
+
+impl Rapl {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let z = dir.path().join("intel-rapl:0");
+        std::fs::create_dir_all(&z).unwrap();
+        std::fs::write(z.join("name"), "package-0\n").unwrap();
+        std::fs::write(z.join("max_energy_range_uj"), "262143328850\n").unwrap();
+        std::fs::write(z.join("energy_uj"), "0\n").unwrap();
+        Self { dir }
+    }
+
+    fn add(&self, uj: u64) {
+        let z = self.dir.path().join("intel-rapl:0");
+        let now: u64 = std::fs::read_to_string(z.join("energy_uj"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let tmp = z.join(".tmp");
+        std::fs::write(&tmp, format!("{}\n", now + uj)).unwrap();
+        std::fs::rename(&tmp, z.join("energy_uj")).unwrap();
+    }
+}
+
+/// A Prometheus server on loopback scraping `target` every second; killed on drop.
+struct Prometheus {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    async fn start(target: &str) -> Self {
+        need(PROMETHEUS, "Debian prometheus");
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sidecar\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let port = StdListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let ready = format!("{url}/-/ready");
+        let client = inferwatch::bench::client::http_client();
+        assert_eventually!(
+            inferwatch::bench::scrape::get_text(&client, &ready)
+                .await
+                .is_ok(),
+            Duration::from_secs(30)
+        );
+        Self {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_from_prometheus_matches_the_bench() {
+    let _serial = SERIAL.lock().await;
+    chromium();
+    const UJ_PER_REQUEST: u64 = 500_000;
+    let rapl = Arc::new(Rapl::new());
+    let lock = Arc::new(Mutex::new(()));
+    let (r2, l2) = (rapl.clone(), lock.clone());
+    let up = Upstream::start(move |_req| {
+        let (rapl, lock) = (r2.clone(), l2.clone());
+        async move {
+            {
+                let _g = lock.lock().unwrap();
+                rapl.add(UJ_PER_REQUEST);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            http::Response::new(full("{\"outputs\":[]}"))
+        }
+    })
+    .await;
+    let mut cfg = test_config(&up.url());
+    cfg.energy.rapl_root = rapl.dir.path().display().to_string();
+    cfg.energy.rapl = SourceMode::On;
+    cfg.energy.interval_secs = 0.05;
+    cfg.energy.window_secs = 5.0;
+    let sc = Sidecar::start(cfg).await;
+    let prom = Prometheus::start(&sc.admin_addr.to_string()).await;
+
+    // 12 s of Poisson load at 40 qps through the sidecar.
+    let mut c = config(&sc.url("/v2/models/m/infer"), Scenario::Server);
+    c.qps = 40.0;
+    c.duration = Duration::from_secs(12);
+    c.sidecar_metrics = Some(sc.admin_url("/metrics"));
+    let started = unix_now();
+    let bench = run_bench(&c).await.unwrap();
+    let ended = unix_now();
+    let bl = bench.latency.clone().unwrap();
+    let bj = bench
+        .energy
+        .as_ref()
+        .and_then(|e| e.joules_per_inference)
+        .expect("the bench read J/inference from the sidecar");
+    // Let Prometheus take the last scrapes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The range where every 3 s rate window lies inside the run.
+    let window = 3.0;
+    let (from, to) = (started + window + 1.0, ended - 0.5);
+    let out = tempfile::tempdir().unwrap();
+    let args: Vec<String> = vec![
+        "report".into(),
+        "--prometheus".into(),
+        prom.url.clone(),
+        "--range".into(),
+        format!("{:.3}", to - from),
+        "--end".into(),
+        format!("{to:.3}"),
+        "--step".into(),
+        "1s".into(),
+        "--rate-window".into(),
+        "3s".into(),
+        "--slo-p99".into(),
+        "100ms".into(),
+        "--target-qps".into(),
+        "400".into(),
+        "--out".into(),
+        out.path().display().to_string(),
+        "--json".into(),
+    ];
+    let o = tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).output().unwrap())
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: CapacityReport = serde_json::from_slice(&o.stdout).unwrap();
+    let rc = r
+        .routes
+        .iter()
+        .find(|x| x.route == "infer")
+        .unwrap_or_else(|| panic!("no infer route in {r:?}"));
+    let p99 = rc.p99_secs.unwrap();
+    let j = rc.joules_per_inference.unwrap();
+    eprintln!(
+        "bench: {:.2} qps achieved, p50 {:.2} ms p99 {:.2} ms, {bj:.4} J/inf; report: typical {:.2} peak {:.2} qps/replica, p50 {:.2} ms p99 {:.2} ms, {j:.4} J/inf, capacity {:?}, replicas {:?}",
+        bench.achieved_qps,
+        bl.p50 * 1e3,
+        bl.p99 * 1e3,
+        rc.typical_qps_per_replica,
+        rc.peak_qps_per_replica,
+        rc.p50_secs.unwrap() * 1e3,
+        p99 * 1e3,
+        rc.capacity_qps_per_replica,
+        rc.replicas_needed
+    );
+    assert_eq!(rc.replicas_seen, 1);
+    assert_eq!(rc.model, "m");
+    // Rates over 3 s windows of a Poisson stream: the median is close to the offered rate.
+    assert!((rc.typical_qps_per_replica / bench.achieved_qps - 1.0).abs() < 0.2);
+    assert!(rc.peak_qps_per_replica >= rc.typical_qps_per_replica);
+    // The sidecar's histogram (1.15 ratio buckets) against the client's exact p99.
+    assert!(
+        (p99 / bl.p99 - 1.0).abs() < 0.25,
+        "p99 {p99} vs bench {}",
+        bl.p99
+    );
+    assert!((rc.p50_secs.unwrap() / bl.p50 - 1.0).abs() < 0.25);
+    // The fixture charges exactly 0.5 J per request.
+    assert!((j / 0.5 - 1.0).abs() < 0.1, "J/inference {j}");
+    assert!((bj / 0.5 - 1.0).abs() < 0.1, "bench J/inference {bj}");
+    assert_eq!(rc.error_ratio, 0.0);
+    // Everything within the SLO: the capacity is only a lower bound (the observed peak), and
+    // the replica count for 400 qps follows from it.
+    assert!(rc.capacity_is_lower_bound);
+    let cap = rc.capacity_qps_per_replica.unwrap();
+    assert_eq!(rc.replicas_needed, Some((400.0 / cap).ceil() as u64));
+
+    let json = check_files(out.path());
+    assert_eq!(json["kind"], "capacity");
+    let png = shots().join("capacity.png");
+    render(&out.path().join("report.html"), &png);
+    eprintln!("screenshot: {}", png.display());
+    drop(prom);
+    sc.shutdown().await;
+}
