@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the real peers the tests and benchmarks use (../shared/PEERS.md), idempotently.
 #   scripts/install-peers.sh          what the test suite needs (promtool; the Python peers in
-#                                     .venv-peers: MLServer, tritonclient, openai, scikit-learn, scipy)
+#                                     .venv-peers: MLServer, tritonclient, openai, scikit-learn, scipy,
+#                                     onnx + skl2onnx + onnxruntime for the ONNX shadow)
 #   scripts/install-peers.sh --bench  also nginx, wrk and hyperfine for bench/*.sh
 set -euo pipefail
 
@@ -30,8 +31,10 @@ command -v promtool >/dev/null || { echo "install-peers: promtool still missing"
 # it only runs when an import fails: a rerun on a ready venv takes well under a second.
 # Packages (pip name) and the module each provides; keep the two lists in step.
 venv=".venv-peers"
-pip_pkgs=(mlserver mlserver-sklearn scikit-learn "tritonclient[http]" openai scipy)
-modules="mlserver, mlserver_sklearn, sklearn, tritonclient.http, openai, scipy"
+# onnxruntime's wheel carries libonnxruntime.so, which the sidecar's `ort` loads at run time
+# (load-dynamic: nothing is downloaded at build time); 1.23.2 is the oldest release tested.
+pip_pkgs=(mlserver mlserver-sklearn scikit-learn "tritonclient[http]" openai scipy onnx skl2onnx "onnxruntime>=1.23.2")
+modules="mlserver, mlserver_sklearn, sklearn, tritonclient.http, openai, scipy, onnx, skl2onnx, onnxruntime"
 cd "$(dirname "$0")/.."
 if ! "$venv/bin/python" -c "import $modules" 2>/dev/null; then
   echo "install-peers: installing ${pip_pkgs[*]} into $venv" >&2
@@ -39,3 +42,9 @@ if ! "$venv/bin/python" -c "import $modules" 2>/dev/null; then
   "$venv/bin/pip" install -q --disable-pip-version-check "${pip_pkgs[@]}" >/dev/null
   "$venv/bin/python" -c "import $modules" || { echo "install-peers: $venv still lacks a module" >&2; exit 1; }
 fi
+
+# Where the ONNX Runtime library of the venv is: tests read .venv-peers/ORT_DYLIB_PATH, and an
+# operator trying the ONNX shadow by hand can `export ORT_DYLIB_PATH=$(cat .venv-peers/ORT_DYLIB_PATH)`.
+ort_lib=$(scripts/ort-dylib-path.sh "$venv")
+echo "$ort_lib" > "$venv/ORT_DYLIB_PATH"
+echo "install-peers: ORT_DYLIB_PATH=$ort_lib" >&2
