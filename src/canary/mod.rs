@@ -4,8 +4,10 @@
 //! start (sidecar start, or the upstream coming back, to the first correct answer) and the
 //! latency of the first live request after an idle gap.
 //!
-//! A probe sends one request at a time, and never waits behind another probe's request to the
-//! same upstream (that row is skipped and counted), so a slow upstream gets no queue of probes.
+//! A probe sends one request at a time; probes of the same upstream take turns, so it never has
+//! more than one probe request in flight, and a turn not had within the probe's timeout is
+//! skipped and counted. A round that overruns its interval delays the next one (missed rounds
+//! are counted, not fired back to back), so a slow upstream never gets a queue of probes.
 
 pub mod answer;
 pub mod client;
@@ -95,7 +97,7 @@ impl ProbeMetrics {
         let skipped = IntCounterVec::new(
             Opts::new(
                 names::PROBES_SKIPPED_TOTAL,
-                "Golden requests not sent because another probe request to the same upstream was in flight, or rounds missed while a slow round ran.",
+                "Golden requests not sent: another probe's request to the same upstream held it past the timeout, or rounds missed while a slow round ran.",
             ),
             &["probe"],
         )?;
@@ -385,7 +387,9 @@ impl Probe {
 
     async fn send(&self, ctx: &Ctx, row: &GoldenRow) -> RowResult {
         let m = &ctx.metrics;
-        let Ok(_busy) = self.upstream_busy.try_lock() else {
+        // Probes of one upstream take turns; a turn not had within the timeout is skipped, so
+        // at most one probe request per probe is ever waiting, never a queue of them.
+        let Ok(_busy) = tokio::time::timeout(self.timeout, self.upstream_busy.lock()).await else {
             m.skipped.with_label_values(&[&self.name]).inc();
             return RowResult::Skipped;
         };
