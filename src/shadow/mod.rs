@@ -473,8 +473,10 @@ impl Target {
                     h.insert(k, v.clone());
                 }
                 let request_headers = h.clone();
-                // The target's timeout wraps this whole future; the client's own is a backstop.
-                let reply = client::send(client, req, self.timeout, *max_body)
+                // The target's timeout wraps this whole future (and counts as `timeout`); the
+                // client's own, a little later, is only a backstop.
+                let backstop = self.timeout + Duration::from_secs(1);
+                let reply = client::send(client, req, backstop, *max_body)
                     .await
                     .map_err(|e| e.to_string())?;
                 if !reply.status.is_success() {
