@@ -135,13 +135,15 @@ struct Job {
 }
 
 enum Backend {
-    Http {
-        client: HttpClient,
-        base: String,
-        headers: HeaderMap,
-        max_body: u64,
-    },
+    Http(Box<HttpBackend>),
     Onnx(OnnxPool),
+}
+
+struct HttpBackend {
+    client: HttpClient,
+    base: String,
+    headers: HeaderMap,
+    max_body: u64,
 }
 
 struct Target {
@@ -217,7 +219,7 @@ impl Shadow {
                 (ShadowKind::Onnx, Some(env)) => {
                     Backend::Onnx(OnnxPool::start(env, i, t, rule.clone())?)
                 }
-                _ => Backend::Http {
+                _ => Backend::Http(Box::new(HttpBackend {
                     client: http.clone(),
                     base: t.url.trim_end_matches('/').to_string(),
                     headers: client::headers(
@@ -226,7 +228,7 @@ impl Shadow {
                         &t.header_files,
                     )?,
                     max_body: cfg.inspection.max_body_bytes,
-                },
+                })),
             };
             for o in [
                 outcome::OK,
@@ -452,12 +454,13 @@ async fn replay(
 impl Target {
     async fn answer(&self, job: &Job, permit: OwnedSemaphorePermit) -> Result<Answer, String> {
         match &self.backend {
-            Backend::Http {
-                client,
-                base,
-                headers,
-                max_body,
-            } => {
+            Backend::Http(b) => {
+                let HttpBackend {
+                    client,
+                    base,
+                    headers,
+                    max_body,
+                } = b.as_ref();
                 // The permit is dropped with this future: on timeout the connection goes too.
                 let _permit = permit;
                 let mut req = Request::new(Full::new(job.body.clone()));

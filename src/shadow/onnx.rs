@@ -337,7 +337,7 @@ fn matrix(v: &DynValue) -> Result<Matrix, String> {
             let (s, v) = v.try_extract_strings().map_err(|e| e.to_string())?;
             (s.to_vec(), Values::Str(v))
         }
-        TensorElementType::Float32 => num::<f32>(v, |x| f64::from(x))?,
+        TensorElementType::Float32 => num::<f32>(v, f64::from)?,
         TensorElementType::Float64 => num::<f64>(v, |x| x)?,
         TensorElementType::Int64 => num::<i64>(v, |x| x as f64)?,
         TensorElementType::Int32 => num::<i32>(v, f64::from)?,
