@@ -3,7 +3,8 @@
 #   scripts/install-peers.sh          what the test suite needs: promtool and the prometheus server,
 #                                     chromium (the bench's HTML report), and the Python peers in
 #                                     .venv-peers (MLServer, tritonclient, openai, scikit-learn,
-#                                     scipy, Helm's engine, kubernetes-validate, MLPerf LoadGen)
+#                                     scipy, Helm's engine, kubernetes-validate, MLPerf LoadGen,
+#                                     onnx + skl2onnx + onnxruntime for the ONNX shadow)
 #   scripts/install-peers.sh --bench  also nginx, wrk and hyperfine for bench/*.sh
 set -euo pipefail
 
@@ -40,10 +41,12 @@ command -v promtool >/dev/null || { echo "install-peers: promtool still missing"
 # Packages (pip name) and the module each provides; keep the two lists in step.
 venv=".venv-peers"
 # mlcommons-loadgen (module mlperf_loadgen) is the reference load generator tests/bench_loadgen.rs
-# compares `inferwatch bench` against.
+# compares `inferwatch bench` against. onnxruntime's wheel carries libonnxruntime.so, which the
+# sidecar's `ort` loads at run time (load-dynamic: nothing is downloaded at build time); 1.23.2 is
+# the oldest release tested.
 pip_pkgs=(mlserver mlserver-sklearn scikit-learn "tritonclient[http]" openai scipy
-  helm-python-sdk kubernetes-validate mlcommons-loadgen)
-modules="mlserver, mlserver_sklearn, sklearn, tritonclient.http, openai, scipy, helm_python, kubernetes_validate, mlperf_loadgen"
+  helm-python-sdk kubernetes-validate mlcommons-loadgen onnx skl2onnx "onnxruntime>=1.23.2")
+modules="mlserver, mlserver_sklearn, sklearn, tritonclient.http, openai, scipy, helm_python, kubernetes_validate, mlperf_loadgen, onnx, skl2onnx, onnxruntime"
 cd "$(dirname "$0")/.."
 if ! "$venv/bin/python" -c "import $modules" 2>/dev/null; then
   echo "install-peers: installing ${pip_pkgs[*]} into $venv" >&2
@@ -52,3 +55,9 @@ if ! "$venv/bin/python" -c "import $modules" 2>/dev/null; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "${pip_pkgs[@]}" >/dev/null
   "$venv/bin/python" -c "import $modules" || { echo "install-peers: $venv still lacks a module" >&2; exit 1; }
 fi
+
+# Where the ONNX Runtime library of the venv is: tests read .venv-peers/ORT_DYLIB_PATH, and an
+# operator trying the ONNX shadow by hand can `export ORT_DYLIB_PATH=$(cat .venv-peers/ORT_DYLIB_PATH)`.
+ort_lib=$(scripts/ort-dylib-path.sh "$venv")
+echo "$ort_lib" > "$venv/ORT_DYLIB_PATH"
+echo "install-peers: ORT_DYLIB_PATH=$ort_lib" >&2

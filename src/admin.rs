@@ -1,4 +1,5 @@
-//! The admin server on its own listener: `/metrics`, `/healthz`, `/readyz`, `/status`.
+//! The admin server on its own listener: `/metrics`, `/healthz`, `/readyz`, `/status`, and
+//! `POST /feedback` when ground-truth feedback is enabled.
 //!
 //! A scrape never slows the live path: the text encoding runs on the blocking pool, and at most
 //! `max_concurrent_scrapes` run at once (the rest get 503 and are counted).
@@ -21,6 +22,7 @@ use prometheus::{Encoder, IntCounter, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::feedback::{Feedback, MAX_BODY_BYTES};
 use crate::metrics::LatencyExporter;
 
 /// Shared state the admin endpoints read.
@@ -33,6 +35,8 @@ pub struct AdminState {
     pub started: std::time::Instant,
     /// Extra fields for /status, filled by the app.
     pub status: Box<dyn Fn() -> serde_json::Value + Send + Sync>,
+    /// `POST /feedback` (when `[feedback]` is enabled).
+    pub feedback: Option<Arc<Feedback>>,
 }
 
 type AdminResponse = Response<Full<Bytes>>;
@@ -51,6 +55,12 @@ async fn handle(
     state: Arc<AdminState>,
     req: Request<Incoming>,
 ) -> Result<AdminResponse, Infallible> {
+    if req.uri().path() == "/feedback" {
+        return Ok(match state.feedback.clone() {
+            Some(f) => feedback(f, req).await,
+            None => text(StatusCode::NOT_FOUND, "feedback is not enabled\n"),
+        });
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n"));
     }
@@ -96,6 +106,45 @@ async fn handle(
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     };
     Ok(resp)
+}
+
+/// `POST /feedback`: bearer token, then labels joined to remembered predictions.
+async fn feedback(f: Arc<Feedback>, req: Request<Incoming>) -> AdminResponse {
+    use http_body_util::{BodyExt, Limited};
+    if req.method() != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n");
+    }
+    if !f.authorized(req.headers()) {
+        let mut r = text(StatusCode::UNAUTHORIZED, "bearer token required\n");
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "feedback body too large\n")
+        }
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    match f.post(&body) {
+        Ok(joined) => {
+            let mut r = Response::new(Full::new(Bytes::from(
+                serde_json::to_vec(&joined).unwrap_or_default(),
+            )));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Err((status, message)) => text(status, format!("{message}\n")),
+    }
 }
 
 async fn metrics(state: Arc<AdminState>) -> AdminResponse {

@@ -13,14 +13,17 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::admin::{self, AdminState};
+use crate::canary::{self, Canary, IdleTracker};
 use crate::config::{Config, Protocol};
 use crate::energy::EnergySampler;
+use crate::feedback::{self, Feedback};
 use crate::metrics::{self, geometric_buckets, names, LatencyExporter, ProxyMetrics};
 use crate::protocol::{
     Capture, InspectionMetrics, Inspector, NoSignals, ProtocolMetrics, SignalSink, Tap,
 };
 use crate::proxy::{self, Heartbeat, Proxy};
 use crate::quality::{self, SignalSender};
+use crate::shadow::{self, Shadow, ShadowRunner};
 use crate::system::{ModelServer, SystemSampler};
 use crate::systemd;
 
@@ -32,6 +35,12 @@ pub enum AppError {
     Proxy(#[from] proxy::BuildError),
     #[error("quality: {0}")]
     Quality(#[from] quality::QualityError),
+    #[error(transparent)]
+    Canary(#[from] canary::CanaryError),
+    #[error(transparent)]
+    Shadow(#[from] shadow::ShadowError),
+    #[error(transparent)]
+    Feedback(#[from] feedback::FeedbackError),
     #[error("cannot bind {what} listener on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -52,12 +61,18 @@ pub struct App {
     inspector: Option<Inspector>,
     energy: Option<EnergySampler>,
     system: Option<SystemSampler>,
+    /// Golden-set probes (none configured: `None`).
+    canary: Option<Canary>,
+    /// The shadow dispatcher (its hook sits on the inspector).
+    shadow: Option<ShadowRunner>,
 }
 
 impl App {
     /// Build from a validated config. One registry is made here and handed to every part.
     pub fn build(cfg: Config) -> Result<Self, AppError> {
         let registry = Registry::new();
+        // The origin of the first upstream cold start and of the first idle gap.
+        let started = tokio::time::Instant::now();
         metrics::register_process_and_build_info(&registry)?;
         let lat = &cfg.latency;
         let buckets = if lat.buckets.is_empty() {
@@ -76,6 +91,21 @@ impl App {
             let inspection = InspectionMetrics::register(&registry)?;
             let protocol = ProtocolMetrics::register(&registry, buckets.clone())?;
             let (tap, rx) = Tap::new(&cfg.inspection, inspection.clone());
+            // The feedback join keys predictions by a request header the tap must keep.
+            let keep = cfg
+                .feedback
+                .enabled
+                .then(|| {
+                    http::HeaderName::from_bytes(
+                        cfg.feedback
+                            .request_id_header
+                            .to_ascii_lowercase()
+                            .as_bytes(),
+                    )
+                    .ok()
+                })
+                .flatten();
+            let tap = tap.keep_request_headers(keep.into_iter().collect());
             let inspector = Inspector::new(&cfg, protocol, inspection, Arc::new(NoSignals));
             (Some(tap), Some(rx), Some(inspector))
         } else {
@@ -94,7 +124,24 @@ impl App {
             tokio::time::Instant::now(),
         )?;
         // The adapters' per-feature values and confidences feed the charts and drift tests.
-        let inspector = inspector.map(|i| i.with_signals(Arc::new(signals.clone())));
+        let mut inspector = inspector.map(|i| i.with_signals(Arc::new(signals.clone())));
+        let canary = Canary::build(&cfg, &registry, buckets.clone(), &signals, started)?;
+        if let Some(idle) = IdleTracker::build(&cfg, &registry, started)? {
+            inspector = inspector.map(|i| i.with_hook(idle));
+        }
+        // Shadow replay and the feedback join read the inspector's decoded captures; without a
+        // tapped route (validation rules that out) they have nothing to read.
+        let shadow = match Shadow::build(&cfg, &registry, buckets.clone(), &signals)? {
+            Some(Shadow { hook, runner }) => {
+                inspector = inspector.map(|i| i.with_hook(hook));
+                Some(runner)
+            }
+            None => None,
+        };
+        let feedback = Feedback::build(&cfg, &registry, &signals)?;
+        if let Some(f) = &feedback {
+            inspector = inspector.map(|i| i.with_hook(f.clone()));
+        }
         let latency = LatencyExporter::new(proxy.router(), proxy_metrics, &cfg.latency);
         // Samplers off the live path: they read the routes' counters, the proxy never waits.
         let model_server = cfg.system.names_a_process().then(ModelServer::default);
@@ -119,6 +166,7 @@ impl App {
                     "in_flight": status_proxy.in_flight(),
                 })
             }),
+            feedback,
         });
         Ok(Self {
             cfg,
@@ -130,6 +178,8 @@ impl App {
             system,
             quality,
             signals,
+            canary,
+            shadow,
         })
     }
 
@@ -208,6 +258,16 @@ impl App {
         let quality_task = tokio::spawn(self.quality.run(async move {
             let _ = quality_stop_rx.wait_for(|v| *v).await;
         }));
+        // Probes and shadow replays stop together, once the proxy has drained.
+        let (canary_stop_tx, canary_stop_rx) = watch::channel(false);
+        let canary_task = self
+            .canary
+            .take()
+            .map(|c| tokio::spawn(c.run(canary_stop_rx.clone())));
+        let shadow_task = self
+            .shadow
+            .take()
+            .map(|s| tokio::spawn(s.run(canary_stop_rx)));
         let (inspector_stop_tx, inspector_stop_rx) = watch::channel(false);
         let inspector_task = match (self.captures.take(), self.inspector.take()) {
             (Some(rx), Some(inspector)) => Some(tokio::spawn(inspector.run(rx, inspector_stop_rx))),
@@ -252,6 +312,10 @@ impl App {
         }
         if let Some(w) = watchdog {
             w.abort();
+        }
+        let _ = canary_stop_tx.send(true);
+        for task in [canary_task, shadow_task].into_iter().flatten() {
+            let _ = task.await;
         }
         // The proxy has drained: what is still queued is inspected before the metrics go away.
         let _ = inspector_stop_tx.send(true);

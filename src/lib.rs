@@ -11,6 +11,9 @@
 //! - [`protocol`]: the tap (copies of tapped exchanges, off the live path) and protocol adapters.
 //! - [`quality`]: SPC charts, drift tests and the `spc` run-length analysis (silent-drift alarms).
 //! - [`bench`]: the load generator, QPS sweep and capacity reports (`bench`, `report`).
+//! - [`canary`]: golden-set probes against the upstream, cold start and first-after-idle latency.
+//! - [`shadow`]: sampled live requests replayed to HTTP or local ONNX targets and compared.
+//! - [`feedback`]: ground-truth labels posted later, joined to recent predictions.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener.
 //! - [`systemd`]: `sd_notify` (READY, WATCHDOG, STOPPING) without libsystemd.
 //! - [`app`]: builds the running sidecar from a config and serves it until shutdown.
@@ -19,13 +22,16 @@
 pub mod admin;
 pub mod app;
 pub mod bench;
+pub mod canary;
 pub mod config;
 pub mod energy;
+pub mod feedback;
 pub mod latency;
 pub mod metrics;
 pub mod protocol;
 pub mod proxy;
 pub mod quality;
+pub mod shadow;
 pub mod system;
 pub mod systemd;
 pub mod telemetry;

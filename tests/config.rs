@@ -216,6 +216,35 @@ fn expected(name: &str) -> Vec<&'static str> {
             "quality.drift[1].window_size: must be at least 50 (5 per bin, 10 at least), got 20",
             "quality.drift[2].signal: duplicate drift test of \"confidence\" (first at quality.drift[1])",
         ],
+        "invalid_answers.toml" => vec![
+            "canary[0].name: invalid name \"Golden\", expected [a-z0-9_]+",
+            "canary[0].route: unknown route \"nope\", expected one of [infer, raw]",
+            "canary[0].path: must start with /, got \"v2/models/iris/infer\"",
+            "canary[0].method: expected GET, POST or PUT, got \"PATCH\"",
+            "canary[0].golden_file: missing golden set file (JSON Lines)",
+            "canary[0].interval_secs: must be > 0 and <= 31536000 seconds, got 0",
+            "canary[0].jitter_secs: must be >= 0 and <= 31536000 seconds, got -1",
+            "canary[0].header_files.authorization: missing file name",
+            "canary[0].success_ratio: must be between 0 and 1, got 1.5",
+            "canary[1].route: route \"raw\" is opaque: its answers cannot be read, give it a protocol",
+            "canary[1].upstream: tls upstreams are not supported (got \"https://example.com:443\"), expected http://host:port",
+            "canary[1].rel_tolerance: must be a finite number >= 0, got -0.1",
+            "shadow.queue_capacity: must be between 1 and 10000000, got 0",
+            "shadow.targets[0].sample_ratio: must be between 0 and 1, got 2",
+            "shadow.targets[0].max_in_flight: must be between 1 and 10000000, got 0",
+            "shadow.targets[0].url: missing url, expected http://host:port for kind \"http\"",
+            "shadow.targets[1].name: duplicate name \"cand\" (first used by shadow.targets[0])",
+            "shadow.targets[1].model_path: missing model file for kind \"onnx\"",
+            "shadow.targets[1].inputs[0].name: missing model input name",
+            "shadow.targets[1].label_output: kind \"onnx\" needs label_output or score_output (the model outputs to compare)",
+            "shadow.targets[1].threads: must be between 1 and 64, got 0",
+            "feedback.request_id_header: invalid header name \"x request id\"",
+            "feedback.token_file: missing bearer token file (required when feedback is enabled)",
+            "feedback.ttl_secs: must be > 0 and <= 31536000 seconds, got 0",
+            "accuracy.windows_secs[1]: must be a positive multiple of accuracy.slot_secs (60), got 90",
+            "accuracy.windows_secs[2]: duplicate window 3600",
+            "cold_start.idle_gap_secs: must be >= 0 (0 disables) and <= 31536000 seconds, got -5",
+        ],
         other => panic!("fixture {other} has no expected messages: add them to `expected`"),
     }
 }
@@ -237,6 +266,11 @@ fn every_fixture_is_paired_with_its_messages() {
     for name in &names {
         check_fixture(name);
     }
+}
+
+#[test]
+fn canary_shadow_feedback_rules() {
+    check_fixture("invalid_answers.toml");
 }
 
 #[test]

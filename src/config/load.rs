@@ -650,6 +650,11 @@ impl Shape {
         // One chart and one drift test, so their keys are known (suggestions, report order).
         sample.quality.charts.push(Default::default());
         sample.quality.drift.push(Default::default());
+        // One probe and one shadow target with an input, likewise.
+        sample.canary.push(Default::default());
+        let mut target = crate::config::ShadowTargetConfig::default();
+        target.inputs.push(Default::default());
+        sample.shadow.targets.push(target);
         serde_json::to_string(&sample)
             .ok()
             .and_then(|json| serde_json::from_str(&json).ok())

@@ -10,7 +10,12 @@ use std::net::SocketAddr;
 
 mod energy;
 mod load;
+pub use crate::canary::config::{AccuracyConfig, ColdStartConfig, ProbeConfig};
+pub use crate::feedback::config::FeedbackConfig;
 pub use crate::quality::config::{ChartConfig, ChartKind, DriftConfig, EwmaLimits, QualityConfig};
+pub use crate::shadow::config::{
+    OnnxInputConfig, ShadowConfig, ShadowKind, ShadowTargetConfig, TextMatch,
+};
 pub use energy::{EnergyConfig, SourceMode, SystemConfig};
 pub use load::{load, load_str, load_with_env, validate, ConfigError, ConfigErrors};
 
@@ -27,6 +32,16 @@ pub struct Config {
     pub log: LogConfig,
     /// `[quality]`: SPC charts and drift tests (defined in `crate::quality::config`).
     pub quality: QualityConfig,
+    /// `[[canary]]`: golden-set probes (defined in `crate::canary::config`).
+    pub canary: Vec<ProbeConfig>,
+    /// `[shadow]`: live traffic replayed to candidate models (`crate::shadow::config`).
+    pub shadow: ShadowConfig,
+    /// `[feedback]`: ground-truth labels joined to predictions (`crate::feedback::config`).
+    pub feedback: FeedbackConfig,
+    /// `[accuracy]`: windows of the accuracy and agreement ratios.
+    pub accuracy: AccuracyConfig,
+    /// `[cold_start]`: the first live request after an idle gap.
+    pub cold_start: ColdStartConfig,
 }
 
 /// `[proxy]`: the live path.

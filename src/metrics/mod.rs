@@ -5,7 +5,9 @@
 //! [`CodeClass`] enums, model names from config (later capped with an `other` bucket).
 
 mod latency_gauges;
+mod ratio;
 pub use latency_gauges::{window_label, LatencyExporter};
+pub use ratio::RatioGauge;
 
 use prometheus::{
     core::Collector, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
@@ -85,6 +87,29 @@ pub mod names {
     pub const OUTPUT_TOKENS_TOTAL: &str = "inferwatch_output_tokens_total";
     pub const INPUT_TOKENS_TOTAL: &str = "inferwatch_input_tokens_total";
     pub const COMPLETIONS_TOTAL: &str = "inferwatch_completions_total";
+
+    // Canary probes (src/canary/): golden requests with known answers, sent to the upstream.
+    pub const PROBES_TOTAL: &str = "inferwatch_probes_total";
+    pub const PROBE_SUCCESS: &str = "inferwatch_probe_success";
+    pub const PROBE_DURATION_SECONDS: &str = "inferwatch_probe_duration_seconds";
+    pub const PROBE_ACCURACY_RATIO: &str = "inferwatch_probe_accuracy_ratio";
+    pub const PROBES_SKIPPED_TOTAL: &str = "inferwatch_probes_skipped_total";
+    pub const UPSTREAM_COLD_START_SECONDS: &str = "inferwatch_upstream_cold_start_seconds";
+    pub const UPSTREAM_COLD_STARTS_TOTAL: &str = "inferwatch_upstream_cold_starts_total";
+    pub const FIRST_REQUEST_AFTER_IDLE_SECONDS: &str =
+        "inferwatch_first_request_after_idle_seconds";
+
+    // Shadow targets (src/shadow/): tapped live requests replayed and compared.
+    pub const SHADOW_REQUESTS_TOTAL: &str = "inferwatch_shadow_requests_total";
+    pub const SHADOW_COMPARISONS_TOTAL: &str = "inferwatch_shadow_comparisons_total";
+    pub const SHADOW_AGREEMENT_RATIO: &str = "inferwatch_shadow_agreement_ratio";
+    pub const SHADOW_DIVERGENCE: &str = "inferwatch_shadow_divergence";
+    pub const SHADOW_DURATION_SECONDS: &str = "inferwatch_shadow_duration_seconds";
+
+    // Ground-truth feedback (src/feedback.rs): labels posted later, joined to predictions.
+    pub const FEEDBACK_TOTAL: &str = "inferwatch_feedback_total";
+    pub const LABELED_ACCURACY_RATIO: &str = "inferwatch_labeled_accuracy_ratio";
+    pub const FEEDBACK_PENDING: &str = "inferwatch_feedback_pending_predictions";
 }
 
 /// How a live request ended. One closed set, used as the `outcome` label, in the

@@ -99,6 +99,8 @@ pub struct Tap {
     tx: mpsc::Sender<Capture>,
     max_body: u64,
     metrics: InspectionMetrics,
+    /// Request headers copied beyond [`KEPT_HEADERS`] (e.g. the feedback request-id header).
+    extra_headers: Arc<[HeaderName]>,
 }
 
 impl Tap {
@@ -113,9 +115,17 @@ impl Tap {
                 tx,
                 max_body: cfg.max_body_bytes,
                 metrics,
+                extra_headers: Arc::from(Vec::new()),
             },
             rx,
         )
+    }
+
+    /// Also copy these request headers into captures (a consumer off the live path needs
+    /// them, such as the feedback join's request id).
+    pub fn keep_request_headers(mut self, names: Vec<HeaderName>) -> Self {
+        self.extra_headers = Arc::from(names);
+        self
     }
 
     /// Start recording one exchange on a tapped route, or `None` when it cannot carry an
@@ -142,7 +152,7 @@ impl Tap {
             route,
             method: request.method.clone(),
             path,
-            request_headers: kept_headers(&request.headers),
+            request_headers: kept_headers(&request.headers, &self.extra_headers),
             start,
             request: Arc::new(Mutex::new(Chunks::default())),
             response: Chunks::default(),
@@ -154,16 +164,19 @@ impl Tap {
     }
 }
 
-/// The headers the adapters read (content type, KServe's binary-tensor split). Copying only
-/// these keeps the tap to a few small allocations per request instead of a whole header map.
-const KEPT_HEADERS: [HeaderName; 2] = [
+/// The headers the adapters and the shadow replay read (content type and encoding, accept,
+/// KServe's binary-tensor split). Copying only these keeps the tap to a few small allocations
+/// per request instead of a whole header map.
+const KEPT_HEADERS: [HeaderName; 4] = [
     http::header::CONTENT_TYPE,
+    http::header::CONTENT_ENCODING,
+    http::header::ACCEPT,
     HeaderName::from_static("inference-header-content-length"),
 ];
 
-fn kept_headers(from: &HeaderMap) -> HeaderMap {
+fn kept_headers(from: &HeaderMap, extra: &[HeaderName]) -> HeaderMap {
     let mut out = HeaderMap::new();
-    for name in &KEPT_HEADERS {
+    for name in KEPT_HEADERS.iter().chain(extra) {
         for v in from.get_all(name) {
             out.append(name.clone(), v.clone());
         }
@@ -237,7 +250,7 @@ impl TapRecorder {
 
     pub fn headers(&mut self, status: StatusCode, headers: &HeaderMap, now: Instant) {
         self.status = status;
-        self.response_headers = kept_headers(headers);
+        self.response_headers = kept_headers(headers, &[]);
         self.ttfb = now - self.start;
     }
 

@@ -27,6 +27,22 @@ pub trait SignalSink: Send + Sync {
     }
 }
 
+/// Something else that wants every inspected capture (shadow replay, feedback join, idle-gap
+/// latency). Called on the inspector's task, off the live path: an implementation must only do
+/// cheap work and hand anything slow to its own bounded queue.
+pub trait CaptureHook: Send + Sync {
+    fn seen(&self, seen: &Seen<'_>);
+}
+
+/// One inspected capture as hooks see it.
+pub struct Seen<'a> {
+    pub capture: &'a Capture,
+    pub exchange: &'a Exchange<'a>,
+    /// The decoded answer and its `model` label (capped as on the prediction metrics); `None`
+    /// when the exchange was not a successful, understood inference.
+    pub decoded: Option<(&'a str, &'a Inference)>,
+}
+
 /// The default sink: signals go nowhere.
 pub struct NoSignals;
 
@@ -208,6 +224,7 @@ pub struct Inspector {
     inspection: InspectionMetrics,
     signals: Arc<dyn SignalSink>,
     max_features: usize,
+    hooks: Vec<Arc<dyn CaptureHook>>,
 }
 
 impl Inspector {
@@ -248,7 +265,14 @@ impl Inspector {
             inspection,
             signals,
             max_features: i.max_features_tracked,
+            hooks: Vec::new(),
         }
+    }
+
+    /// The same inspector, also handing every capture to `hook` after decoding it.
+    pub fn with_hook(mut self, hook: Arc<dyn CaptureHook>) -> Self {
+        self.hooks.push(hook);
+        self
     }
 
     /// The same inspector, offering its signals to `signals`.
@@ -286,22 +310,40 @@ impl Inspector {
             response_headers: &c.response_headers,
             response_chunks: &c.response_chunks,
         };
-        self.inspect_exchange(&c.route.name, c.status, &ex);
+        let decoded = self.decode_and_record(&c.route.name, c.status, &ex);
+        if !self.hooks.is_empty() {
+            let seen = Seen {
+                capture: c,
+                exchange: &ex,
+                decoded: decoded.as_ref().map(|(m, i)| (m.as_str(), i)),
+            };
+            for hook in &self.hooks {
+                hook.seen(&seen);
+            }
+        }
     }
 
     /// Decode one exchange seen on `route` and record it (the part of [`Inspector::inspect`]
     /// that benchmarks and tests can drive without a proxy).
     pub fn inspect_exchange(&mut self, route: &str, status: http::StatusCode, ex: &Exchange<'_>) {
-        let Some(route) = self.routes.get_mut(route) else {
-            return;
-        };
+        let _ = self.decode_and_record(route, status, ex);
+    }
+
+    /// Decode and record; the model label and inference when it was one.
+    fn decode_and_record(
+        &mut self,
+        route: &str,
+        status: http::StatusCode,
+        ex: &Exchange<'_>,
+    ) -> Option<(String, Inference)> {
+        let route = self.routes.get_mut(route)?;
         if !status.is_success() {
             self.inspection.count(&route.name, SKIPPED_STATUS);
-            return;
+            return None;
         }
         match decode(route.protocol, ex, &route.rule) {
             Ok(Some(inference)) => {
-                record(
+                let model = record(
                     route,
                     &inference,
                     &self.metrics,
@@ -310,25 +352,30 @@ impl Inspector {
                 );
                 self.inspection
                     .count(&route.name, InspectionMetrics::PARSED);
+                Some((model, inference))
             }
-            Ok(None) => self.inspection.count(&route.name, SKIPPED_ENDPOINT),
+            Ok(None) => {
+                self.inspection.count(&route.name, SKIPPED_ENDPOINT);
+                None
+            }
             Err(error) => {
                 tracing::debug!(route = %route.name, path = %ex.path, %error, "malformed payload");
                 self.inspection
                     .count(&route.name, InspectionMetrics::MALFORMED);
+                None
             }
         }
     }
 }
 
-/// Record one decoded inference on its route's metrics and signals.
+/// Record one decoded inference on its route's metrics and signals; returns its `model` label.
 fn record(
     route: &mut RouteState,
     inf: &Inference,
     m: &ProtocolMetrics,
     signals: &dyn SignalSink,
     max_features: usize,
-) {
+) -> String {
     let model = route
         .models
         .label(inf.model.as_deref().unwrap_or(&route.default_model))
@@ -465,4 +512,5 @@ fn record(
                 .inc();
         }
     }
+    model
 }

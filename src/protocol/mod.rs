@@ -24,7 +24,7 @@ use http::HeaderMap;
 use crate::config::Protocol;
 
 pub use capture::{Capture, InspectionMetrics, Tap, TapRecorder};
-pub use inspect::{Inspector, NoSignals, ProtocolMetrics, SignalSink};
+pub use inspect::{CaptureHook, Inspector, NoSignals, ProtocolMetrics, Seen, SignalSink};
 pub use predict::{Prediction, Rule};
 
 /// One finished exchange as the adapters read it.

@@ -11,6 +11,9 @@ use std::net::SocketAddr;
 // The `[quality]` rules live in their own file; as a child module they share the `Validator`.
 #[path = "quality.rs"]
 mod quality;
+// Likewise canary probes, shadow targets, feedback and their ratio windows.
+#[path = "answers.rs"]
+mod answers;
 
 /// Longest accepted duration, in seconds (one year): long enough for any real timeout, short enough
 /// that `Instant::now() + timeout` can never overflow.
@@ -60,6 +63,7 @@ pub(crate) fn validate_skipping(config: &Config, skip: &[String]) -> Vec<ConfigE
     super::energy::validate(&mut v, &config.energy, &config.system);
     log(&mut v, &config.log);
     quality::quality(&mut v, config);
+    answers::answers(&mut v, config);
     v.errors
 }
 

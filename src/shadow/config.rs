@@ -1,0 +1,136 @@
+//! `[shadow]` and `[[shadow.targets]]`: plain data, validated in `config/load/answers.rs`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `[shadow]`: replaying a sample of live traffic to candidate models.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ShadowConfig {
+    /// Sampled live requests waiting for the shadow dispatcher; when full, new ones are dropped
+    /// and counted (`outcome="dropped"`), never waited for.
+    pub queue_capacity: usize,
+    /// The ONNX Runtime shared library (`libonnxruntime.so.<version>`) for `kind = "onnx"`
+    /// targets. Empty: the `ORT_DYLIB_PATH` environment variable, then
+    /// `/usr/local/lib/libonnxruntime.so` and `/usr/lib/libonnxruntime.so`. Only opened when an
+    /// onnx target is configured.
+    pub onnx_library: String,
+    pub targets: Vec<ShadowTargetConfig>,
+}
+
+impl Default for ShadowConfig {
+    fn default() -> Self {
+        Self {
+            // A few hundred: a burst of sampled traffic while targets are slow; memory is
+            // bounded by inspection.max_body_bytes per entry.
+            queue_capacity: 256,
+            onnx_library: String::new(),
+            targets: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ShadowKind {
+    /// Another endpoint speaking the route's protocol (a candidate model version).
+    #[default]
+    Http,
+    /// A local ONNX model run in-process.
+    Onnx,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TextMatch {
+    /// Byte-for-byte equal.
+    Exact,
+    /// Equal after lower-casing, trimming and collapsing white space.
+    #[default]
+    Normalized,
+}
+
+/// `[[shadow.targets]]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ShadowTargetConfig {
+    /// The `target` label: `[a-z0-9_]+`, unique.
+    pub name: String,
+    /// The live route whose tapped traffic is replayed (protocol not `opaque`).
+    pub route: String,
+    pub kind: ShadowKind,
+    /// Share of the route's requests replayed, in [0, 1]. The choice is a hash of the request
+    /// (path and body), so the same request is always in or out: runs are reproducible and
+    /// several targets see the same sample.
+    pub sample_ratio: f64,
+    /// Shadow requests in flight at once; past it a sampled request is dropped and counted.
+    pub max_in_flight: usize,
+    /// One shadow request or ONNX run, queueing included.
+    pub timeout_secs: f64,
+    /// `kind = "http"`: base URL (`http://host:port`); the live path and query are appended.
+    pub url: String,
+    /// `kind = "http"`: static extra headers, and secret ones read from files (name → file).
+    pub headers: BTreeMap<String, String>,
+    pub header_files: BTreeMap<String, String>,
+    /// `kind = "onnx"`: the model file.
+    pub model_path: String,
+    /// `kind = "onnx"`: which request tensors feed which model inputs. Empty: the model's first
+    /// input gets every numeric input column of the request.
+    pub inputs: Vec<OnnxInputConfig>,
+    /// `kind = "onnx"`: model output holding class labels (integer or string), and the one
+    /// holding scores (or the regression value). Empty: not used. The live route's
+    /// `[proxy.routes.prediction]` rule (class_labels, scores) reads them, as it reads the
+    /// live answer.
+    pub label_output: String,
+    pub score_output: String,
+    /// `kind = "onnx"`: threads running this model (each with its own session), off the proxy's
+    /// threads; also ONNX Runtime's intra-op threads per session stay at 1.
+    pub threads: usize,
+    /// Numbers agree when `|shadow - live| <= abs_tolerance + rel_tolerance * |live|`.
+    pub abs_tolerance: f64,
+    pub rel_tolerance: f64,
+    /// How generated text is compared: `exact` or `normalized`.
+    pub text_match: TextMatch,
+}
+
+impl Default for ShadowTargetConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            route: String::new(),
+            kind: ShadowKind::Http,
+            // 10%: agreement within a percent after a few thousand requests, at a tenth of the
+            // cost of a full mirror.
+            sample_ratio: 0.1,
+            // Enough to keep up with a sampled share of a busy route, few enough that a hung
+            // target holds at most this many sockets or ONNX runs.
+            max_in_flight: 4,
+            // Shadows are not on the live path, but a late answer is worth less than memory.
+            timeout_secs: 5.0,
+            url: String::new(),
+            headers: BTreeMap::new(),
+            header_files: BTreeMap::new(),
+            model_path: String::new(),
+            inputs: Vec::new(),
+            label_output: String::new(),
+            score_output: String::new(),
+            threads: 1,
+            // As the canary's: float noise passes, a changed answer does not.
+            abs_tolerance: 1e-6,
+            rel_tolerance: 1e-4,
+            text_match: TextMatch::Normalized,
+        }
+    }
+}
+
+/// `[[shadow.targets.inputs]]`: one model input fed from the request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct OnnxInputConfig {
+    /// The model input's name.
+    pub name: String,
+    /// The request tensor (KServe V2 input name, TF Serving named input) feeding it. Empty:
+    /// every numeric input column of the request.
+    pub tensor: String,
+}
