@@ -175,10 +175,12 @@ const KEPT_HEADERS: [HeaderName; 4] = [
 ];
 
 fn kept_headers(from: &HeaderMap, extra: &[HeaderName]) -> HeaderMap {
+    // One pass comparing names (standard ones compare as tags) is cheaper than hashing each
+    // kept name for a lookup: requests carry a handful of headers.
     let mut out = HeaderMap::new();
-    for name in KEPT_HEADERS.iter().chain(extra) {
-        for v in from.get_all(name) {
-            out.append(name.clone(), v.clone());
+    for (name, value) in from {
+        if KEPT_HEADERS.contains(name) || extra.contains(name) {
+            out.append(name.clone(), value.clone());
         }
     }
     out
