@@ -87,9 +87,11 @@ impl App {
                 .routes
                 .iter()
                 .any(|r| r.protocol != Protocol::Opaque);
+        let mut output_tokens = None;
         let (tap, captures, inspector) = if tapped {
             let inspection = InspectionMetrics::register(&registry)?;
             let protocol = ProtocolMetrics::register(&registry, buckets.clone())?;
+            output_tokens = Some(protocol.output_tokens.clone());
             let (tap, rx) = Tap::new(&cfg.inspection, inspection.clone());
             // The feedback join keys predictions by a request header the tap must keep.
             let keep = cfg
@@ -150,7 +152,12 @@ impl App {
             &registry,
             model_server.clone().unwrap_or_default(),
         )?;
-        let energy = EnergySampler::build(&cfg.energy, &registry, proxy.router(), model_server)?;
+        let energy = EnergySampler::build(&cfg.energy, &registry, proxy.router(), model_server)?
+            .map(|e| match output_tokens {
+                // Joules per output token on routes whose adapter counts tokens (OpenAI).
+                Some(tokens) => e.with_output_tokens(tokens),
+                None => e,
+            });
         let status_proxy = proxy.clone();
         let upstream = cfg.proxy.upstream.clone();
         let admin = Arc::new(AdminState {

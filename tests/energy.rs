@@ -459,3 +459,79 @@ async fn the_estimate_is_labelled_as_such_in_every_metric_it_feeds() {
     promtool_check(&sc.scrape_text().await);
     sc.shutdown().await;
 }
+
+/// OpenAI routes: joules per output token is the route's energy over the tokens the adapter
+/// counted (usage.completion_tokens), alongside joules per inference.
+#[tokio::test]
+async fn joules_per_output_token_on_an_openai_route() {
+    const TOKENS: u64 = 10;
+    let fx = Arc::new(Fixture::new());
+    fx.zone("intel-rapl:0", "package-0", 0, 262_143_328_850);
+    let fx2 = fx.clone();
+    let up = Upstream::start(move |_req: Request<hyper::body::Incoming>| {
+        let fx = fx2.clone();
+        async move {
+            fx.add("intel-rapl:0", UJ_PER_REQUEST);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let body = format!(
+                r#"{{"id":"c1","object":"chat.completion","model":"llm","choices":[{{"index":0,"message":{{"role":"assistant","content":"hello"}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":3,"completion_tokens":{TOKENS},"total_tokens":{}}}}}"#,
+                TOKENS + 3
+            );
+            Response::new(full(body))
+        }
+    })
+    .await;
+    let mut cfg = test_config(&up.url());
+    cfg.proxy.routes = vec![inferwatch::config::RouteConfig {
+        name: "chat".into(),
+        path_prefix: "/v1/".into(),
+        protocol: inferwatch::config::Protocol::Openai,
+        model: "llm".into(),
+        ..Default::default()
+    }];
+    cfg.energy.rapl_root = fx.root_str();
+    cfg.energy.rapl = SourceMode::On;
+    cfg.energy.interval_secs = 0.05;
+    let sc = Sidecar::start(cfg).await;
+    assert_eventually!(
+        sc.scrape()
+            .await
+            .get("inferwatch_energy_source_up", &[("source", "rapl")])
+            == Some(1.0)
+    );
+    let c = client();
+    let chat = r#"{"model":"llm","messages":[{"role":"user","content":"hi"}]}"#;
+    for _ in 0..REQUESTS {
+        let r = c
+            .request(
+                Request::post(sc.url("/v1/chat/completions"))
+                    .header("content-type", "application/json")
+                    .body(full(chat))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.into_body().collect().await.unwrap();
+    }
+    let expected = UJ_PER_REQUEST as f64 / 1e6 / TOKENS as f64;
+    let labels = [("route", "chat"), ("source", "rapl"), ("kind", "total")];
+    // The adapter counts tokens just after each exchange; wait until every token and every
+    // joule is inside the window.
+    assert_eventually!(
+        sc.scrape()
+            .await
+            .get("inferwatch_output_tokens_total", &[("route", "chat")])
+            == Some((TOKENS * REQUESTS) as f64),
+        Duration::from_secs(10)
+    );
+    assert_eventually!(
+        sc.scrape()
+            .await
+            .get("inferwatch_energy_per_output_token_joules", &labels)
+            .is_some_and(|v| close(v, expected, 0.02)),
+        Duration::from_secs(10)
+    );
+    promtool_check(&sc.scrape_text().await);
+    sc.shutdown().await;
+}

@@ -6,10 +6,10 @@
 //! its request durations), so a request that took twice as long is charged twice as much. With
 //! one route (the usual sidecar) this is exactly energy ÷ inferences.
 //!
-//! Hook for joules per output token (OpenAI routes): when the protocol adapter counts output
-//! tokens per route, add them to [`RouteSnapshot`] and divide the same route share by the token
-//! delta instead of the inference delta. Nothing is exported for tokens until then: a per-token
-//! figure made up from request counts would be wrong.
+//! Joules per output token (OpenAI routes): the same route share of the energy divided by the
+//! output tokens the protocol adapter counted on the route in the window, instead of by its
+//! inferences. Routes that generate no tokens get no per-token figure (never one made up from
+//! request counts).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -25,6 +25,8 @@ pub struct RouteSnapshot {
     pub busy_secs: f64,
     /// Requests in flight at the instant.
     pub in_flight: i64,
+    /// Output tokens the protocol adapter counted so far (0 on routes without tokens).
+    pub output_tokens: u64,
 }
 
 /// Cumulative energy of one source and every route's figures, at one instant.
@@ -50,6 +52,8 @@ pub struct Update {
     pub attributed: Vec<f64>,
     /// Each route's figures over the window; `None` where the route completed nothing in it.
     pub per_inference: Vec<Option<PerInference>>,
+    /// Each route's joules per output token over the window; `None` where it generated none.
+    pub per_output_token: Vec<Option<PerInference>>,
     /// Idle power in use (configured or measured), if known.
     pub idle_watts: Option<f64>,
     /// Mean power over the interval just closed.
@@ -97,6 +101,7 @@ impl Window {
         let mut update = Update {
             attributed: vec![0.0; n],
             per_inference: vec![None; n],
+            per_output_token: vec![None; n],
             idle_watts: None,
             interval_watts: None,
         };
@@ -165,6 +170,16 @@ impl Window {
                 total: per(energy),
                 dynamic: dynamic.map(per),
             });
+            let tokens = last.routes[i]
+                .output_tokens
+                .saturating_sub(base.routes.get(i).map_or(0, |r| r.output_tokens));
+            if tokens > 0 {
+                let per_token = |e: f64| e * share / tokens as f64;
+                update.per_output_token[i] = Some(PerInference {
+                    total: per_token(energy),
+                    dynamic: dynamic.map(per_token),
+                });
+            }
         }
         update
     }
@@ -219,6 +234,7 @@ mod tests {
             count,
             busy_secs,
             in_flight,
+            output_tokens: 0,
         }
     }
 
@@ -246,6 +262,34 @@ mod tests {
         assert_eq!(p.dynamic, None, "no idle power known yet");
         assert!(close(u.attributed[0], 50.0));
         assert_eq!(u.interval_watts, Some(50.0));
+    }
+
+    #[test]
+    fn per_output_token_divides_the_route_share_by_its_tokens() {
+        let base = Instant::now();
+        let mut w = Window::new(Duration::from_secs(60), Some(0.0));
+        let snap = |count, tokens| RouteSnapshot {
+            count,
+            busy_secs: count as f64 * 0.1,
+            in_flight: 0,
+            output_tokens: tokens,
+        };
+        w.push(Point {
+            at: at(base, 0.0),
+            joules: 0.0,
+            routes: vec![snap(0, 0), snap(0, 0)],
+        });
+        let u = w.push(Point {
+            at: at(base, 1.0),
+            joules: 20.0,
+            routes: vec![snap(10, 500), snap(10, 0)],
+        });
+        // Equal request-seconds: 10 J each; route 0 made 500 tokens, route 1 none.
+        let t = u.per_output_token[0].expect("tokens were generated");
+        assert!(close(t.total, 10.0 / 500.0), "{t:?}");
+        assert_eq!(t.dynamic.map(|d| close(d, 10.0 / 500.0)), Some(true));
+        assert_eq!(u.per_output_token[1], None);
+        assert!(close(u.per_inference[1].unwrap().total, 1.0));
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod rapl;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{core::Collector, CounterVec, GaugeVec, Opts, Registry};
+use prometheus::{core::Collector, CounterVec, GaugeVec, IntCounterVec, Opts, Registry};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -66,6 +66,7 @@ pub struct EnergyMetrics {
     pub idle_power: GaugeVec,
     pub attributed: CounterVec,
     pub per_inference: GaugeVec,
+    pub per_output_token: GaugeVec,
 }
 
 impl EnergyMetrics {
@@ -112,7 +113,15 @@ impl EnergyMetrics {
             ),
             &["route", "model", "source", "kind"],
         )?;
-        let collectors: [Box<dyn Collector>; 6] = [
+        let per_output_token = GaugeVec::new(
+            Opts::new(
+                names::ENERGY_PER_OUTPUT_TOKEN_JOULES,
+                "Joules per generated output token over the sliding window (routes whose adapter counts tokens, e.g. OpenAI): kind=\"total\" or \"dynamic\". Absent while the route generated no tokens in the window.",
+            ),
+            &["route", "model", "source", "kind"],
+        )?;
+        let collectors: [Box<dyn Collector>; 7] = [
+            Box::new(per_output_token.clone()),
             Box::new(up.clone()),
             Box::new(joules.clone()),
             Box::new(power.clone()),
@@ -130,6 +139,7 @@ impl EnergyMetrics {
             idle_power,
             attributed,
             per_inference,
+            per_output_token,
         })
     }
 }
@@ -161,13 +171,31 @@ struct Slot {
 pub struct EnergySampler {
     slots: Vec<Slot>,
     router: Arc<Router>,
+    /// The protocol adapters' output-token counter, for joules per token.
+    output_tokens: Option<IntCounterVec>,
     metrics: EnergyMetrics,
     interval: Duration,
     max_stale: Duration,
 }
 
+/// Output tokens per route name so far, summed over the counter's model labels.
+fn tokens_by_route(tokens: Option<&IntCounterVec>) -> std::collections::HashMap<String, u64> {
+    let mut out = std::collections::HashMap::new();
+    let Some(tokens) = tokens else { return out };
+    for family in tokens.collect() {
+        for m in family.get_metric() {
+            if let Some(route) = m.get_label().iter().find(|l| l.name() == "route") {
+                *out.entry(route.value().to_string()).or_insert(0) +=
+                    m.get_counter().get_value() as u64;
+            }
+        }
+    }
+    out
+}
+
 /// Every route's cumulative figures now.
-fn snapshot(router: &Router) -> Vec<RouteSnapshot> {
+fn snapshot(router: &Router, tokens: Option<&IntCounterVec>) -> Vec<RouteSnapshot> {
+    let tokens = tokens_by_route(tokens);
     router
         .all()
         .iter()
@@ -179,6 +207,7 @@ fn snapshot(router: &Router) -> Vec<RouteSnapshot> {
                 count: r.duration.get_sample_count(),
                 busy_secs: r.duration.get_sample_sum(),
                 in_flight,
+                output_tokens: tokens.get(&r.name).copied().unwrap_or(0),
             }
         })
         .collect()
@@ -246,10 +275,18 @@ impl EnergySampler {
         Ok(Some(Self {
             slots,
             router,
+            output_tokens: None,
             metrics,
             interval: Duration::from_secs_f64(cfg.interval_secs),
             max_stale: window / 2,
         }))
+    }
+
+    /// Divide energy by the output tokens this counter (the protocol adapters'
+    /// `inferwatch_output_tokens_total{route,model}`) records, for joules per token.
+    pub fn with_output_tokens(mut self, tokens: IntCounterVec) -> Self {
+        self.output_tokens = Some(tokens);
+        self
     }
 
     /// Samples every interval until `stop` turns true.
@@ -272,6 +309,7 @@ impl EnergySampler {
     pub async fn tick(&mut self) -> bool {
         let mut slots = std::mem::take(&mut self.slots);
         let router = self.router.clone();
+        let tokens = self.output_tokens.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(slots.len());
             let mut measured_up = false;
@@ -288,7 +326,12 @@ impl EnergySampler {
             }
             // The routes after the energy: energy read at this point was spent by requests that
             // are either still in flight or already counted, never by ones the snapshot misses.
-            (slots, outcomes, snapshot(&router), Instant::now())
+            (
+                slots,
+                outcomes,
+                snapshot(&router, tokens.as_ref()),
+                Instant::now(),
+            )
         })
         .await;
         let (slots, outcomes, routes, now) = match joined {
@@ -332,9 +375,9 @@ impl EnergySampler {
                     let _ = metrics.power.remove_label_values(&[name]);
                     for r in self.router.all() {
                         for kind in ["total", "dynamic"] {
-                            let _ = metrics
-                                .per_inference
-                                .remove_label_values(&[&r.name, &r.model, name, kind]);
+                            let l = [r.name.as_str(), r.model.as_str(), name, kind];
+                            let _ = metrics.per_inference.remove_label_values(&l);
+                            let _ = metrics.per_output_token.remove_label_values(&l);
                         }
                     }
                 }
@@ -385,18 +428,23 @@ impl EnergySampler {
                             .with_label_values(&labels)
                             .inc_by(attributed);
                     }
-                    let per = update.per_inference.get(r).copied().flatten();
-                    let gauge = |kind: &str, v: Option<f64>| {
+                    let gauge = |vec: &GaugeVec, kind: &str, v: Option<f64>| {
                         let l = [labels[0], labels[1], name, kind];
                         match v {
-                            Some(v) => metrics.per_inference.with_label_values(&l).set(v),
+                            Some(v) => vec.with_label_values(&l).set(v),
                             None => {
-                                let _ = metrics.per_inference.remove_label_values(&l);
+                                let _ = vec.remove_label_values(&l);
                             }
                         }
                     };
-                    gauge("total", per.map(|p| p.total));
-                    gauge("dynamic", per.and_then(|p| p.dynamic));
+                    for (vec, per) in [
+                        (&metrics.per_inference, update.per_inference.get(r)),
+                        (&metrics.per_output_token, update.per_output_token.get(r)),
+                    ] {
+                        let per = per.copied().flatten();
+                        gauge(vec, "total", per.map(|p| p.total));
+                        gauge(vec, "dynamic", per.and_then(|p| p.dynamic));
+                    }
                 }
             }
         }

@@ -39,7 +39,7 @@ pub mod names {
     pub const ENERGY_IDLE_POWER_WATTS: &str = "inferwatch_energy_idle_power_watts";
     pub const ENERGY_ATTRIBUTED_JOULES_TOTAL: &str = "inferwatch_energy_attributed_joules_total";
     pub const ENERGY_PER_INFERENCE_JOULES: &str = "inferwatch_energy_per_inference_joules";
-    // Joules per output token is added with the OpenAI adapter (see src/energy/attribution.rs).
+    pub const ENERGY_PER_OUTPUT_TOKEN_JOULES: &str = "inferwatch_energy_per_output_token_joules";
     pub const GPU_ENERGY_JOULES_TOTAL: &str = "inferwatch_gpu_energy_joules_total";
     pub const GPU_POWER_WATTS: &str = "inferwatch_gpu_power_watts";
     pub const GPU_UTILIZATION_RATIO: &str = "inferwatch_gpu_utilization_ratio";
