@@ -4,9 +4,7 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -217,33 +215,6 @@ fn rapl_absent_or_unreadable_is_down_without_a_crash() {
     assert!(close(after - before, 1.0, 1e-9), "{before} -> {after}");
 }
 
-fn promtool_check(text: &str) {
-    let p = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
-    let mut child = Command::new(&p)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus, scripts/install-peers.sh)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool check metrics:\n{report}"
-    );
-}
-
 /// Each request to the upstream "spends" this much package energy while it is served.
 const UJ_PER_REQUEST: u64 = 200_000;
 const REQUESTS: u64 = 25;
@@ -374,7 +345,9 @@ async fn joules_per_inference_on_a_real_sidecar_matches_the_energy_spent() {
         s.get("inferwatch_energy_source_up", &[("source", "nvml")]),
         Some(0.0)
     );
-    promtool_check(&sc.scrape_text().await);
+    if let Err(report) = support::promtool_check(&sc.scrape_text().await) {
+        panic!("promtool check metrics:\n{report}");
+    }
     sc.shutdown().await;
 }
 
@@ -456,7 +429,9 @@ async fn the_estimate_is_labelled_as_such_in_every_metric_it_feeds() {
             .unwrap()
             > 0.0
     );
-    promtool_check(&sc.scrape_text().await);
+    if let Err(report) = support::promtool_check(&sc.scrape_text().await) {
+        panic!("promtool check metrics:\n{report}");
+    }
     sc.shutdown().await;
 }
 
@@ -532,6 +507,8 @@ async fn joules_per_output_token_on_an_openai_route() {
             .is_some_and(|v| close(v, expected, 0.02)),
         Duration::from_secs(10)
     );
-    promtool_check(&sc.scrape_text().await);
+    if let Err(report) = support::promtool_check(&sc.scrape_text().await) {
+        panic!("promtool check metrics:\n{report}");
+    }
     sc.shutdown().await;
 }

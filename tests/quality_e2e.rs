@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,35 +112,10 @@ async fn p_chart_alarms_when_the_upstream_starts_failing() {
     for c in clients {
         let _ = c.await;
     }
-    promtool_clean(&sc.scrape_text().await);
+    if let Err(report) = promtool_check(&sc.scrape_text().await) {
+        panic!("promtool check metrics:\n{report}");
+    }
     sc.shutdown().await;
-}
-
-fn promtool_clean(text: &str) {
-    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
-    let mut child = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{promtool}: {e} (run scripts/install-peers.sh)"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool check metrics:\n{report}"
-    );
 }
 
 /// The protocol adapters feed the quality engine: a Shewhart X-bar chart on the prediction
