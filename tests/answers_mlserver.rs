@@ -11,14 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use http::Request;
 use inferwatch::config::{ProbeConfig, Protocol, RouteConfig, ShadowKind, ShadowTargetConfig};
 use support::*;
 
 const MLSERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mlserver_iris.py");
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/answers_iris.py");
 const MODELS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
-const READY_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The ONNX Runtime library of the peers' venv (written by scripts/install-peers.sh).
 pub fn ort_library() -> PathBuf {
@@ -26,32 +24,6 @@ pub fn ort_library() -> PathBuf {
     let path = std::fs::read_to_string(&file)
         .unwrap_or_else(|e| panic!("{}: {e} (run scripts/install-peers.sh)", file.display()));
     PathBuf::from(path.trim())
-}
-
-async fn wait_ready(url: &str, server: &mut KillOnDrop, log: &Path) {
-    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-    loop {
-        let req = Request::get(url).body(full("")).unwrap();
-        if let Ok(Ok(resp)) =
-            tokio::time::timeout(Duration::from_secs(2), client().request(req)).await
-        {
-            if resp.status() == 200 {
-                return;
-            }
-        }
-        if let Ok(Some(status)) = server.0.try_wait() {
-            panic!(
-                "mlserver exited ({status}):\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "mlserver not ready within {READY_TIMEOUT:?}:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 fn run_json(python: &Path, args: &[&str]) -> serde_json::Value {
@@ -95,7 +67,7 @@ async fn shadows_and_canaries_against_mlserver_and_onnx() {
             .unwrap(),
     );
     let direct = format!("http://127.0.0.1:{http_port}");
-    wait_ready(
+    wait_mlserver_ready(
         &format!("{direct}/v2/models/iris/ready"),
         &mut server,
         &log_path,

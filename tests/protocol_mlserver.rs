@@ -6,7 +6,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use http::Request;
 use http_body_util::BodyExt;
@@ -14,36 +13,6 @@ use inferwatch::config::{Protocol, RouteConfig};
 use support::*;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mlserver_iris.py");
-
-/// MLServer imports a lot of Python before it listens; on a busy 2-core machine that can take
-/// tens of seconds.
-const READY_TIMEOUT: Duration = Duration::from_secs(180);
-
-async fn wait_ready(url: &str, server: &mut KillOnDrop, log: &std::path::Path) {
-    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-    loop {
-        let req = Request::get(url).body(full("")).unwrap();
-        if let Ok(Ok(resp)) =
-            tokio::time::timeout(Duration::from_secs(2), client().request(req)).await
-        {
-            if resp.status() == 200 {
-                return;
-            }
-        }
-        if let Ok(Some(status)) = server.0.try_wait() {
-            panic!(
-                "mlserver exited ({status}) before it was ready:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "mlserver not ready within {READY_TIMEOUT:?}:\n{}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mlserver_iris_through_the_sidecar_with_tritonclient() {
@@ -81,7 +50,7 @@ async fn mlserver_iris_through_the_sidecar_with_tritonclient() {
             .unwrap_or_else(|e| panic!("{}: {e}", mlserver.display())),
     );
     let direct = format!("http://127.0.0.1:{http_port}");
-    wait_ready(
+    wait_mlserver_ready(
         &format!("{direct}/v2/models/iris/ready"),
         &mut server,
         &log_path,

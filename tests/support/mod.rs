@@ -407,3 +407,33 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Wait until a slow-starting peer (MLServer imports a lot of Python before it listens; on a
+/// busy 2-core machine that can take tens of seconds) answers 200 at `url`; fail with its log
+/// if it exits or is not ready within 180 s.
+pub async fn wait_mlserver_ready(url: &str, server: &mut KillOnDrop, log: &std::path::Path) {
+    let timeout = Duration::from_secs(180);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let req = Request::get(url).body(full("")).unwrap();
+        if let Ok(Ok(resp)) =
+            tokio::time::timeout(Duration::from_secs(2), client().request(req)).await
+        {
+            if resp.status() == 200 {
+                return;
+            }
+        }
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!(
+                "mlserver exited ({status}) before it was ready:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "mlserver not ready within {timeout:?}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
