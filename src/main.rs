@@ -559,7 +559,7 @@ fn demo_cmd(a: &DemoArgs) -> ExitCode {
         level: demo::log_level().into(),
         ..config::LogConfig::default()
     });
-    match runtime().and_then(|rt| Ok(rt.block_on(demo::run(opts)))) {
+    match runtime().map(|rt| rt.block_on(demo::run(opts))) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(demo::DemoError::Usage(e))) => {
             eprintln!("error: {e}");

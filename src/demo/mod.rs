@@ -184,7 +184,7 @@ async fn golden_set(model: &server::Model, rows: &[Row]) -> Result<String, DemoE
         .await
         .map_err(DemoError::Model)?;
     let mut text = String::new();
-    for class in 0..CLASSES.len() {
+    for (class, name) in CLASSES.iter().enumerate() {
         let right: Vec<&Row> = rows
             .iter()
             .zip(&out.labels)
@@ -195,7 +195,7 @@ async fn golden_set(model: &server::Model, rows: &[Row]) -> Result<String, DemoE
         for r in right.iter().step_by(step).take(GOLDEN_PER_CLASS) {
             let line = serde_json::json!({
                 "request": iris::request_body(&[r.x]),
-                "expect": {"class": CLASSES[class]},
+                "expect": {"class": name},
             });
             text.push_str(&line.to_string());
             text.push('\n');

@@ -87,10 +87,8 @@ pub fn figures(samples: &[Sample]) -> Figures {
             {
                 f.canary = Some(value);
             }
-            names::SPC_ALARM => {
-                if value == 1.0 {
-                    f.spc_alarms.extend(labels.get("chart").cloned());
-                }
+            names::SPC_ALARM if value == 1.0 => {
+                f.spc_alarms.extend(labels.get("chart").cloned());
             }
             names::SPC_ALARMS_TOTAL => f.spc_alarms_total += value,
             names::SPC_PHASE1 => {
