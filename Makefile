@@ -13,6 +13,10 @@ lint:
 unit:
 	cargo test --all-targets --locked
 
+# The embedded demo (sets up ONNX Runtime in .venv-peers if missing); ARGS go to `inferwatch demo`.
+demo:
+	scripts/demo.sh $(ARGS)
+
 bench:
 	scripts/install-peers.sh --bench
 	cargo bench --bench accounting --bench encode --bench spc

@@ -6,7 +6,50 @@
 #                                     scipy, Helm's engine, kubernetes-validate, MLPerf LoadGen,
 #                                     onnx + skl2onnx + onnxruntime for the ONNX shadow)
 #   scripts/install-peers.sh --bench  also nginx, wrk and hyperfine for bench/*.sh
+#   scripts/install-peers.sh --demo   only what `inferwatch demo` needs: onnxruntime in .venv-peers
+#                                     and .venv-peers/ORT_DYLIB_PATH (no apt, no other peers; a
+#                                     rerun on a ready venv takes a fraction of a second)
 set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=".venv-peers"
+# onnxruntime's wheel carries libonnxruntime.so, which the sidecar's `ort` loads at run time
+# (load-dynamic: nothing is downloaded at build time); 1.23.2 is the oldest release tested.
+onnxruntime="onnxruntime>=1.23.2"
+
+# ensure_venv "MODULES" PKG...: install PKGs into the venv unless MODULES already import.
+# Installing is slow, so it only runs when an import fails.
+ensure_venv() {
+  local modules=$1
+  shift
+  if ! "$venv/bin/python" -c "import $modules" 2>/dev/null; then
+    echo "install-peers: installing $* into $venv" >&2
+    if [[ ! -x "$venv/bin/python" ]]; then
+      python3 -m venv "$venv" || {
+        echo "install-peers: cannot make a venv (on Debian/Ubuntu: apt-get install python3-venv)" >&2
+        exit 1
+      }
+    fi
+    # `python -m pip`, not bin/pip: pip's own script carries the venv's original path in its #!.
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" >/dev/null
+    "$venv/bin/python" -c "import $modules" || { echo "install-peers: $venv still lacks a module" >&2; exit 1; }
+  fi
+}
+
+# Where the ONNX Runtime library of the venv is: tests and scripts/demo.sh read
+# .venv-peers/ORT_DYLIB_PATH, and an operator trying the ONNX shadow by hand can
+# `export ORT_DYLIB_PATH=$(cat .venv-peers/ORT_DYLIB_PATH)`.
+write_ort_dylib_path() {
+  local ort_lib
+  ort_lib=$(scripts/ort-dylib-path.sh "$venv")
+  echo "$ort_lib" > "$venv/ORT_DYLIB_PATH"
+  echo "install-peers: ORT_DYLIB_PATH=$ort_lib" >&2
+}
+
+if [[ "${1:-}" == "--demo" ]]; then
+  ensure_venv onnxruntime "$onnxruntime"
+  write_ort_dylib_path
+  exit 0
+fi
 
 want=(prometheus)
 # Headless Chromium renders the bench's HTML report in tests/bench_report.rs. A browser already on
@@ -36,28 +79,12 @@ command -v promtool >/dev/null || { echo "install-peers: promtool still missing"
 # tests/dashboards.rs runs the server itself (on loopback, with a temporary storage dir).
 [[ -x /usr/bin/prometheus ]] || { echo "install-peers: /usr/bin/prometheus still missing" >&2; exit 1; }
 
-# Python peers, one venv for every test that needs one (ignored by git). Installing is slow, so
-# it only runs when an import fails: a rerun on a ready venv takes well under a second.
+# Python peers, one venv for every test that needs one (ignored by git).
 # Packages (pip name) and the module each provides; keep the two lists in step.
-venv=".venv-peers"
 # mlcommons-loadgen (module mlperf_loadgen) is the reference load generator tests/bench_loadgen.rs
-# compares `inferwatch bench` against. onnxruntime's wheel carries libonnxruntime.so, which the
-# sidecar's `ort` loads at run time (load-dynamic: nothing is downloaded at build time); 1.23.2 is
-# the oldest release tested.
+# compares `inferwatch bench` against.
 pip_pkgs=(mlserver mlserver-sklearn scikit-learn "tritonclient[http]" openai scipy
-  helm-python-sdk kubernetes-validate mlcommons-loadgen onnx skl2onnx "onnxruntime>=1.23.2")
+  helm-python-sdk kubernetes-validate mlcommons-loadgen onnx skl2onnx "$onnxruntime")
 modules="mlserver, mlserver_sklearn, sklearn, tritonclient.http, openai, scipy, helm_python, kubernetes_validate, mlperf_loadgen, onnx, skl2onnx, onnxruntime"
-cd "$(dirname "$0")/.."
-if ! "$venv/bin/python" -c "import $modules" 2>/dev/null; then
-  echo "install-peers: installing ${pip_pkgs[*]} into $venv" >&2
-  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
-  # `python -m pip`, not bin/pip: pip's own script carries the venv's original path in its #!.
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${pip_pkgs[@]}" >/dev/null
-  "$venv/bin/python" -c "import $modules" || { echo "install-peers: $venv still lacks a module" >&2; exit 1; }
-fi
-
-# Where the ONNX Runtime library of the venv is: tests read .venv-peers/ORT_DYLIB_PATH, and an
-# operator trying the ONNX shadow by hand can `export ORT_DYLIB_PATH=$(cat .venv-peers/ORT_DYLIB_PATH)`.
-ort_lib=$(scripts/ort-dylib-path.sh "$venv")
-echo "$ort_lib" > "$venv/ORT_DYLIB_PATH"
-echo "install-peers: ORT_DYLIB_PATH=$ort_lib" >&2
+ensure_venv "$modules" "${pip_pkgs[@]}"
+write_ort_dylib_path

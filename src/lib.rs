@@ -13,6 +13,7 @@
 //! - [`bench`]: the load generator, QPS sweep and capacity reports (`bench`, `report`).
 //! - [`canary`]: golden-set probes against the upstream, cold start and first-after-idle latency.
 //! - [`shadow`]: sampled live requests replayed to HTTP or local ONNX targets and compared.
+//! - [`demo`]: `inferwatch demo`: a model server, the sidecar, traffic and an injected drift.
 //! - [`feedback`]: ground-truth labels posted later, joined to recent predictions.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener.
 //! - [`systemd`]: `sd_notify` (READY, WATCHDOG, STOPPING) without libsystemd.
@@ -24,6 +25,7 @@ pub mod app;
 pub mod bench;
 pub mod canary;
 pub mod config;
+pub mod demo;
 pub mod energy;
 pub mod feedback;
 pub mod latency;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use inferwatch::bench::{self, prom, report::ReportFile, run, sweep};
 use inferwatch::quality::arl;
-use inferwatch::{app, config, telemetry};
+use inferwatch::{app, config, demo, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -42,11 +42,38 @@ enum Command {
     /// route and model, peak and typical QPS per replica, p99 by load band, J/inference,
     /// headroom against the SLO and replicas needed for a target QPS.
     Report(Box<ReportArgs>),
+    /// The embedded demo: a model server (iris, ONNX Runtime, KServe V2), the sidecar in front of
+    /// it, traffic, and after --drift-after an injected drift, with a live summary. Needs the
+    /// ONNX Runtime library (scripts/demo.sh sets it up).
+    Demo(DemoArgs),
     /// Run-length analysis of SPC alarm settings: pick limits by the false-alarm rate you accept.
     Spc {
         #[command(subcommand)]
         command: SpcCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Stop after this long and exit 0 (e.g. 300, 90s, 5m); default: until Ctrl-C/SIGTERM.
+    #[arg(long)]
+    duration: Option<String>,
+    /// When to inject the drift (input shift and a bad model rollout), e.g. 120, 30s, 2m.
+    #[arg(long, default_value = "120")]
+    drift_after: String,
+    /// Mean request rate of the demo's traffic (Poisson arrivals).
+    #[arg(long, default_value_t = 50.0)]
+    qps: f64,
+    /// Where the sidecar's proxy listens.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    listen: std::net::SocketAddr,
+    /// Where the sidecar's admin server (/metrics, /status) listens.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    admin: std::net::SocketAddr,
+    /// The ONNX Runtime library (libonnxruntime.so.<version>); default: $ORT_DYLIB_PATH, then
+    /// /usr/local/lib and /usr/lib.
+    #[arg(long)]
+    onnx_library: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -505,6 +532,50 @@ fn report_cmd(a: &ReportArgs) -> ExitCode {
     finish(result, a.out.as_deref(), a.json)
 }
 
+fn demo_cmd(a: &DemoArgs) -> ExitCode {
+    let opts = (|| -> anyhow::Result<demo::DemoOptions> {
+        Ok(demo::DemoOptions {
+            duration: a
+                .duration
+                .as_deref()
+                .map(|v| bench::parse_duration(v).map_err(|e| anyhow::anyhow!("--duration: {e}")))
+                .transpose()?,
+            drift_after: bench::parse_duration(&a.drift_after)
+                .map_err(|e| anyhow::anyhow!("--drift-after: {e}"))?,
+            qps: a.qps,
+            listen: a.listen,
+            admin: a.admin,
+            onnx_library: a.onnx_library.clone(),
+        })
+    })();
+    let opts = match opts {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    telemetry::init(&config::LogConfig {
+        level: demo::log_level().into(),
+        ..config::LogConfig::default()
+    });
+    match runtime().map(|rt| rt.block_on(demo::run(opts))) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(demo::DemoError::Usage(e))) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn load_or_report(path: Option<&PathBuf>) -> Result<config::Config, ExitCode> {
     config::load(path.map(|p| p.as_path())).map_err(|errs| {
         let name = path.map_or("<defaults+env>".to_string(), |p| p.display().to_string());
@@ -522,6 +593,7 @@ fn main() -> ExitCode {
         Command::Spc { command } => spc(command),
         Command::Bench(args) => bench_cmd(&args),
         Command::Report(args) => report_cmd(&args),
+        Command::Demo(args) => demo_cmd(&args),
         Command::CheckConfig { config } => match load_or_report(config.as_ref()) {
             Ok(_) => {
                 let name = config.map_or("<defaults+env>".to_string(), |p| p.display().to_string());

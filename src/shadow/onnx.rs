@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
+use std::sync::Mutex;
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
@@ -82,20 +83,31 @@ pub fn library(configured: &str) -> Result<(PathBuf, &'static str), OnnxError> {
     Ok((path, setting))
 }
 
-/// Open ONNX Runtime once per process (later calls reuse the first library) and make an
-/// environment for sessions.
+/// The process's one ONNX Runtime environment, once made: `ort` refuses to build a second one
+/// (even after the first is dropped), and the demo's model server and an App's shadow both need
+/// one.
+static ENVIRONMENT: Mutex<Option<ort::environment::Environment>> = Mutex::new(None);
+
+/// Open ONNX Runtime once per process and make the environment for sessions; later calls (the
+/// library still has to be found) share the first library and environment.
 pub fn environment(configured: &str) -> Result<ort::environment::Environment, OnnxError> {
     let (path, setting) = library(configured)?;
+    let mut shared = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(env) = shared.as_ref() {
+        return Ok(env.clone());
+    }
     let load = |message: String| OnnxError::Load {
         setting,
         path: path.display().to_string(),
         message,
     };
     let builder = ort::init_from(&path).map_err(|e| load(e.to_string()))?;
-    builder
+    let env = builder
         .with_name("inferwatch")
         .build()
-        .map_err(|e| load(e.to_string()))
+        .map_err(|e| load(e.to_string()))?;
+    *shared = Some(env.clone());
+    Ok(env)
 }
 
 /// How a model input is filled: request columns `[offset, offset + width)`, as `ty`.
