@@ -5,9 +5,9 @@
 //! panel's, annotation's and variable's PromQL is evaluated through the HTTP API over the run
 //! and must be valid and return data. The test names every panel that fails.
 //!
-//! Allowed empty, each with its reason (see [`ALLOWED_EMPTY`]): GPU series (no GPU here) and the
-//! canary/shadow series that the canary branch adds. When that branch merges, delete its entries
-//! and this test demands their data too.
+//! Allowed empty, each with its reason (see [`ALLOWED_EMPTY`]): GPU series (no GPU here) and
+//! the chi-square drift statistic (no categorical signal). The canary and shadow panels are fed
+//! by a golden set and an HTTP shadow of the same upstream.
 
 mod support;
 
@@ -27,14 +27,6 @@ use support::*;
 /// Metric names (substrings of a query) whose panels may be empty here, and why.
 const ALLOWED_EMPTY: &[(&str, &str)] = &[
     ("inferwatch_gpu_", "no GPU (NVML) on the test machine"),
-    (
-        "inferwatch_probe",
-        "canary metrics: exported once the canary branch merges",
-    ),
-    (
-        "inferwatch_shadow_",
-        "shadow metrics: exported once the canary/shadow branch merges",
-    ),
     (
         "inferwatch_drift_chi_square_p_value",
         "needs a categorical drift signal; no adapter pushes one yet",
@@ -125,6 +117,20 @@ async fn start_upstream() -> Upstream {
     .await
 }
 
+/// A golden set for the canary panels: the test upstream answers in rotation, so some rows are
+/// right and some wrong, and the accuracy panels have a value that is not trivially 1.
+fn golden_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("golden.jsonl");
+    let row = |class: &str| {
+        format!(
+            r#"{{"request":{{"inputs":[{{"name":"x","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}}]}},"expect":{{"class":"{class}"}}}}"#
+        )
+    };
+    let rows = [row("setosa"), row("versicolor"), row("virginica")].join("\n");
+    std::fs::write(&path, rows + "\n").unwrap();
+    path
+}
+
 fn sidecar_config(upstream: &str, proxy: u16, admin: u16, rapl_root: &Path) -> String {
     format!(
         r#"
@@ -150,6 +156,21 @@ model = "tiny-llm"
 
 [admin]
 listen = "127.0.0.1:{admin}"
+
+[[canary]]
+name = "iris_golden"
+route = "infer"
+path = "/v2/models/iris/infer"
+golden_file = "{golden}"
+interval_secs = 0.5
+jitter_secs = 0.0
+
+[[shadow.targets]]
+name = "mirror"
+route = "infer"
+kind = "http"
+url = "{upstream}"
+sample_ratio = 0.5
 
 [latency]
 windows_secs = [60]
@@ -202,6 +223,7 @@ window_size = 50
 bins = 5
 "#,
         rapl = rapl_root.display(),
+        golden = golden_file(rapl_root).display(),
         pid = std::process::id(),
     )
 }
