@@ -187,6 +187,21 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_small(listener, move |req| handle(state.clone(), req), shutdown).await
+}
+
+/// The accept loop of the small servers beside the proxy (this admin server, the demo's model
+/// server): HTTP/1.1 and h2c, each connection with `handler`; on `shutdown` the listener closes
+/// and in-flight responses get 2 s. (The proxy has its own loop: per-connection remote address,
+/// heartbeat, configurable grace.)
+pub async fn serve_small<H, Fut>(
+    listener: TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
@@ -198,8 +213,8 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
-                let st = state.clone();
-                let svc = service_fn(move |req| handle(st.clone(), req));
+                let _ = stream.set_nodelay(true);
+                let svc = service_fn(handler.clone());
                 let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
                 tokio::spawn(async move {
                     let _ = conn.await;

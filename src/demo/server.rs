@@ -11,16 +11,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use ort::session::Session;
 use ort::value::Tensor;
 use serde_json::{json, Value};
@@ -140,33 +135,12 @@ pub async fn serve(
     drifted: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let (m, d) = (model.clone(), drifted.clone());
-                let svc = service_fn(move |req| handle(m.clone(), d.clone(), req));
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), svc).into_owned());
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-            _ = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-    }
+    crate::admin::serve_small(
+        listener,
+        move |req| handle(model.clone(), drifted.clone(), req),
+        shutdown,
+    )
+    .await
 }
 
 /// Bind the model server on loopback (an ephemeral port: nothing outside the demo talks to it).
