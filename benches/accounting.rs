@@ -7,7 +7,8 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use inferwatch::config::{Config, RouteConfig};
 use inferwatch::metrics::{geometric_buckets, Outcome, ProxyMetrics};
-use inferwatch::proxy::{Accounting, Router};
+use inferwatch::proxy::Accounting;
+use inferwatch::routes::Router;
 use prometheus::Registry;
 
 fn accounting(c: &mut Criterion) {

@@ -8,9 +8,8 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::StatusCode;
 use inferwatch::config::{Config, PredictionConfig, Protocol, RouteConfig};
-use inferwatch::protocol::{
-    InspectionMetrics, Inspector, NoSignals, OwnedExchange, ProtocolMetrics,
-};
+use inferwatch::protocol::{Inspector, NoSignals, OwnedExchange, ProtocolMetrics};
+use inferwatch::tap::InspectionMetrics;
 use prometheus::Registry;
 
 fn route(name: &str, protocol: Protocol, prediction: PredictionConfig) -> RouteConfig {

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::feedback::{Feedback, MAX_BODY_BYTES};
-use crate::metrics::LatencyExporter;
+use crate::routes::LatencyExporter;
 
 /// Shared state the admin endpoints read.
 pub struct AdminState {

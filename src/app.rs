@@ -16,16 +16,56 @@ use crate::admin::{self, AdminState};
 use crate::canary::{self, Canary, IdleTracker};
 use crate::config::{Config, Protocol};
 use crate::energy::EnergySampler;
+use crate::energy::{RouteLoad, RouteLoads};
 use crate::feedback::{self, Feedback};
-use crate::metrics::{self, geometric_buckets, names, LatencyExporter, ProxyMetrics};
-use crate::protocol::{
-    Capture, InspectionMetrics, Inspector, NoSignals, ProtocolMetrics, SignalSink, Tap,
-};
+use crate::metrics::{self, geometric_buckets, names, ProxyMetrics};
+use crate::protocol::{Inspector, NoSignals, ProtocolMetrics, SignalSink};
 use crate::proxy::{self, Heartbeat, Proxy};
-use crate::quality::{self, SignalSender};
+use crate::quality::{self, RouteFigures, SignalSender};
+use crate::routes::{LatencyExporter, Router};
 use crate::shadow::{self, Shadow, ShadowRunner};
 use crate::system::{ModelServer, SystemSampler};
 use crate::systemd;
+use crate::tap::{Capture, InspectionMetrics, Tap};
+
+/// The route table as the off-path readers see it: the quality engine's pull signals and the
+/// energy sampler's attribution read it through their own narrow traits, never its types.
+struct RouteView(Arc<Router>);
+
+impl RouteFigures for RouteView {
+    fn totals(&self, route: &str) -> Option<(u64, u64)> {
+        self.0.get(route).map(|r| r.totals())
+    }
+
+    fn p99(&self, route: &str, window: Duration, now: tokio::time::Instant) -> Option<f64> {
+        let r = self.0.get(route)?;
+        r.sketch.snapshot(window, now).quantile(0.99)
+    }
+}
+
+impl RouteLoads for RouteView {
+    fn labels(&self) -> Vec<(String, String)> {
+        let routes = self.0.all().iter();
+        routes
+            .map(|r| (r.info.name.clone(), r.info.model.clone()))
+            .collect()
+    }
+
+    fn loads(&self) -> Vec<RouteLoad> {
+        let routes = self.0.all().iter();
+        routes
+            .map(|r| {
+                // In flight first: see RouteLoads::loads.
+                let in_flight = r.in_flight.get();
+                RouteLoad {
+                    count: r.duration.get_sample_count(),
+                    busy_secs: r.duration.get_sample_sum(),
+                    in_flight,
+                }
+            })
+            .collect()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -119,9 +159,10 @@ impl App {
             "Scrapes refused because max_concurrent_scrapes were already running.",
         )?;
         registry.register(Box::new(scrapes_rejected.clone()))?;
+        let routes = Arc::new(RouteView(proxy.router()));
         let (quality, signals) = quality::Engine::build(
             &cfg.quality,
-            &proxy.router(),
+            routes.clone(),
             &registry,
             tokio::time::Instant::now(),
         )?;
@@ -152,12 +193,13 @@ impl App {
             &registry,
             model_server.clone().unwrap_or_default(),
         )?;
-        let energy = EnergySampler::build(&cfg.energy, &registry, proxy.router(), model_server)?
-            .map(|e| match output_tokens {
+        let energy = EnergySampler::build(&cfg.energy, &registry, routes, model_server)?.map(|e| {
+            match output_tokens {
                 // Joules per output token on routes whose adapter counts tokens (OpenAI).
                 Some(tokens) => e.with_output_tokens(tokens),
                 None => e,
-            });
+            }
+        });
         let status_proxy = proxy.clone();
         let upstream = cfg.proxy.upstream.clone();
         let admin = Arc::new(AdminState {

@@ -12,6 +12,7 @@ pub mod attribution;
 pub mod estimate;
 pub mod nvml;
 pub mod rapl;
+mod routes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +23,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::{EnergyConfig, SourceMode};
 use crate::metrics::names;
-use crate::proxy::Router;
 use crate::system::ModelServer;
 use attribution::{Point, RouteSnapshot, Window};
+pub use routes::{RouteLoad, RouteLoads};
 
 /// A cumulative energy reading.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -170,7 +171,9 @@ struct Slot {
 /// Reads every enabled source each interval and turns readings into metrics.
 pub struct EnergySampler {
     slots: Vec<Slot>,
-    router: Arc<Router>,
+    routes: Arc<dyn RouteLoads>,
+    /// Every route's `(route, model)` labels, in the order of `routes.loads()`.
+    labels: Vec<(String, String)>,
     /// The protocol adapters' output-token counter, for joules per token.
     output_tokens: Option<IntCounterVec>,
     metrics: EnergyMetrics,
@@ -194,21 +197,21 @@ fn tokens_by_route(tokens: Option<&IntCounterVec>) -> std::collections::HashMap<
 }
 
 /// Every route's cumulative figures now.
-fn snapshot(router: &Router, tokens: Option<&IntCounterVec>) -> Vec<RouteSnapshot> {
+fn snapshot(
+    routes: &dyn RouteLoads,
+    labels: &[(String, String)],
+    tokens: Option<&IntCounterVec>,
+) -> Vec<RouteSnapshot> {
     let tokens = tokens_by_route(tokens);
-    router
-        .all()
-        .iter()
-        .map(|r| {
-            // In flight first: a request finishing between the two reads then shows as both in
-            // flight and completed, never as neither (its energy would be taken for idle).
-            let in_flight = r.in_flight.get();
-            RouteSnapshot {
-                count: r.duration.get_sample_count(),
-                busy_secs: r.duration.get_sample_sum(),
-                in_flight,
-                output_tokens: tokens.get(&r.name).copied().unwrap_or(0),
-            }
+    routes
+        .loads()
+        .into_iter()
+        .zip(labels)
+        .map(|(load, (route, _))| RouteSnapshot {
+            count: load.count,
+            busy_secs: load.busy_secs,
+            in_flight: load.in_flight,
+            output_tokens: tokens.get(route).copied().unwrap_or(0),
         })
         .collect()
 }
@@ -222,7 +225,7 @@ impl EnergySampler {
     pub fn build(
         cfg: &EnergyConfig,
         registry: &Registry,
-        router: Arc<Router>,
+        routes: Arc<dyn RouteLoads>,
         model_server: Option<ModelServer>,
     ) -> prometheus::Result<Option<Self>> {
         let mut sources: Vec<(Box<dyn EnergySource>, SourceMode, Option<f64>)> = Vec::new();
@@ -238,14 +241,14 @@ impl EnergySampler {
             let s = estimate::EstimateSource::new(cfg, model_server);
             sources.push((Box::new(s), cfg.estimate, cfg.estimate_idle_watts));
         }
-        Self::with_sources(cfg, registry, router, sources)
+        Self::with_sources(cfg, registry, routes, sources)
     }
 
     /// Builds a sampler over given sources (tests pass their own).
     pub fn with_sources(
         cfg: &EnergyConfig,
         registry: &Registry,
-        router: Arc<Router>,
+        routes: Arc<dyn RouteLoads>,
         sources: Vec<(Box<dyn EnergySource>, SourceMode, Option<f64>)>,
     ) -> prometheus::Result<Option<Self>> {
         if sources.is_empty() {
@@ -274,7 +277,8 @@ impl EnergySampler {
             .collect();
         Ok(Some(Self {
             slots,
-            router,
+            labels: routes.labels(),
+            routes,
             output_tokens: None,
             metrics,
             interval: Duration::from_secs_f64(cfg.interval_secs),
@@ -308,7 +312,8 @@ impl EnergySampler {
     /// False if the blocking read panicked (the sources are gone then; the proxy is unaffected).
     pub async fn tick(&mut self) -> bool {
         let mut slots = std::mem::take(&mut self.slots);
-        let router = self.router.clone();
+        let routes = self.routes.clone();
+        let labels = self.labels.clone();
         let tokens = self.output_tokens.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(slots.len());
@@ -329,7 +334,7 @@ impl EnergySampler {
             (
                 slots,
                 outcomes,
-                snapshot(&router, tokens.as_ref()),
+                snapshot(routes.as_ref(), &labels, tokens.as_ref()),
                 Instant::now(),
             )
         })
@@ -373,9 +378,9 @@ impl EnergySampler {
                 if slot.health == Health::Up {
                     slot.window.reset();
                     let _ = metrics.power.remove_label_values(&[name]);
-                    for r in self.router.all() {
+                    for (route, model) in &self.labels {
                         for kind in ["total", "dynamic"] {
-                            let l = [r.name.as_str(), r.model.as_str(), name, kind];
+                            let l = [route.as_str(), model.as_str(), name, kind];
                             let _ = metrics.per_inference.remove_label_values(&l);
                             let _ = metrics.per_output_token.remove_label_values(&l);
                         }
@@ -419,8 +424,8 @@ impl EnergySampler {
                 if let Some(w) = update.idle_watts {
                     metrics.idle_power.with_label_values(&[name]).set(w);
                 }
-                for (r, route) in self.router.all().iter().enumerate() {
-                    let labels = [route.name.as_str(), route.model.as_str(), name];
+                for (r, (route, model)) in self.labels.iter().enumerate() {
+                    let labels = [route.as_str(), model.as_str(), name];
                     let attributed = update.attributed.get(r).copied().unwrap_or(0.0);
                     if attributed > 0.0 {
                         metrics

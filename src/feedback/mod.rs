@@ -376,11 +376,7 @@ mod tests {
         let registry = Registry::new();
         let (_, signals) = crate::quality::Engine::build(
             &cfg.quality,
-            &crate::proxy::Router::new(
-                &cfg,
-                &crate::metrics::ProxyMetrics::register(&registry, vec![1.0]).unwrap(),
-                Instant::now(),
-            ),
+            Arc::new(crate::quality::NoRoutes),
             &registry,
             Instant::now(),
         )

@@ -4,10 +4,19 @@
 //! Label values always come from closed sets: route names from config, the [`Outcome`] and
 //! [`CodeClass`] enums, model names from config (later capped with an `other` bucket).
 
-mod latency_gauges;
 mod ratio;
-pub use latency_gauges::{window_label, LatencyExporter};
 pub use ratio::RatioGauge;
+
+/// A window's label value: `60` → `1m`, `600` → `10m`, `3600` → `1h`, `90` → `90s`.
+pub fn window_label(secs: u64) -> String {
+    if secs > 0 && secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs > 0 && secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
 
 use prometheus::{
     core::Collector, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,

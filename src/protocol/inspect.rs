@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{Config, Protocol};
 use crate::metrics::names;
 
-use super::{decode, Capture, Exchange, Inference, InputSignature, InspectionMetrics, Rule};
+use super::{decode, Exchange, Inference, InputSignature, Rule};
+use crate::tap::{Capture, InspectionMetrics};
 
 /// Where the inspector offers quality signals (per-feature input values, prediction confidence,
 /// regression values) for drift tests and control charts. Signal names are bounded: routes from

@@ -6,7 +6,6 @@
 //! fuzzed and benchmarked without a proxy. [`inspect`] is the task that feeds captures to them
 //! and turns the results into metrics and quality signals.
 
-pub mod capture;
 pub mod inspect;
 pub mod json;
 pub mod kserve_v2;
@@ -23,7 +22,6 @@ use http::HeaderMap;
 
 use crate::config::Protocol;
 
-pub use capture::{Capture, InspectionMetrics, Tap, TapRecorder};
 pub use inspect::{CaptureHook, Inspector, NoSignals, ProtocolMetrics, Seen, SignalSink};
 pub use predict::{Prediction, Rule};
 

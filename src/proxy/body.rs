@@ -14,9 +14,9 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use super::route::RouteStats;
 use crate::metrics::{CodeClass, Outcome};
-use crate::protocol::capture::{RequestTap, TapRecorder};
+use crate::routes::RouteStats;
+use crate::tap::{RequestTap, TapRecorder};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -54,10 +54,6 @@ impl Accounting {
 
     pub fn route(&self) -> &RouteStats {
         &self.stats
-    }
-
-    pub fn route_handle(&self) -> Arc<RouteStats> {
-        self.stats.clone()
     }
 
     pub fn start(&self) -> Instant {
@@ -106,7 +102,7 @@ impl Accounting {
         self.stats.in_flight.dec();
         self.global_in_flight.fetch_sub(1, Ordering::AcqRel);
         if outcome != Outcome::Ok {
-            tracing::debug!(route = %self.stats.name, outcome = outcome.as_str(), "request finished");
+            tracing::debug!(route = %self.stats.info.name, outcome = outcome.as_str(), "request finished");
         }
     }
 }
@@ -310,7 +306,7 @@ impl Body for ResponseBody {
             }
             Poll::Ready(Some(Err(e))) => {
                 if let Some(a) = &this.acct {
-                    tracing::warn!(route = %a.route().name, outcome = Outcome::ResponseReset.as_str(), error = %e, "upstream response broke off after headers; resetting client");
+                    tracing::warn!(route = %a.route().info.name, outcome = Outcome::ResponseReset.as_str(), error = %e, "upstream response broke off after headers; resetting client");
                 }
                 this.finish(Outcome::ResponseReset);
                 Poll::Ready(Some(Err(Box::new(e))))
@@ -322,7 +318,7 @@ impl Body for ResponseBody {
             Poll::Pending => {
                 if this.acct.is_some() && this.idle.expired(cx) {
                     if let Some(a) = &this.acct {
-                        tracing::warn!(route = %a.route().name, outcome = Outcome::ResponseBodyTimeout.as_str(), "upstream response body idle too long; resetting client");
+                        tracing::warn!(route = %a.route().info.name, outcome = Outcome::ResponseBodyTimeout.as_str(), "upstream response body idle too long; resetting client");
                     }
                     this.finish(Outcome::ResponseBodyTimeout);
                     return Poll::Ready(Some(Err(Box::new(ProxyBodyError(

@@ -37,7 +37,7 @@ pub(crate) async fn handle(
     if prev >= inner.max_in_flight {
         inner.in_flight.fetch_sub(1, Ordering::AcqRel);
         stats.count(CodeClass::C5xx, Outcome::Overloaded);
-        tracing::warn!(route = %stats.name, outcome = Outcome::Overloaded.as_str(), max_in_flight = inner.max_in_flight, "rejecting request: too many in flight");
+        tracing::warn!(route = %stats.info.name, outcome = Outcome::Overloaded.as_str(), max_in_flight = inner.max_in_flight, "rejecting request: too many in flight");
         return Ok(local_error(
             Outcome::Overloaded,
             "too many requests in flight",
@@ -47,8 +47,8 @@ pub(crate) async fn handle(
 
     let (mut parts, body) = req.into_parts();
     let mut recorder = match &inner.tap {
-        Some(tap) if acct.route().protocol != Protocol::Opaque => {
-            tap.recorder(acct.route_handle(), &parts, start)
+        Some(tap) if acct.route().info.protocol != Protocol::Opaque => {
+            tap.recorder(acct.route().info.clone(), &parts, start)
         }
         _ => None,
     };
@@ -178,10 +178,10 @@ fn fail(acct: &mut Accounting, outcome: Outcome, reason: &str) -> ProxyResponse 
     // Client-side problems are the client's business; upstream problems are the operator's.
     match outcome {
         Outcome::BodyTooLarge | Outcome::RequestBodyTimeout | Outcome::RequestBodyError => {
-            tracing::info!(route = %acct.route().name, outcome = outcome.as_str(), status, reason, "rejected request")
+            tracing::info!(route = %acct.route().info.name, outcome = outcome.as_str(), status, reason, "rejected request")
         }
         _ => {
-            tracing::warn!(route = %acct.route().name, outcome = outcome.as_str(), status, reason, "upstream request failed")
+            tracing::warn!(route = %acct.route().info.name, outcome = outcome.as_str(), status, reason, "upstream request failed")
         }
     }
     acct.finish(outcome, Some(status));

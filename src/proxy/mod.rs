@@ -7,7 +7,6 @@
 mod body;
 mod forward;
 pub mod headers;
-pub mod route;
 mod upstream;
 
 use std::future::Future;
@@ -23,12 +22,12 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 pub use body::{Accounting, BoxError, RequestBody, ResponseBody};
-pub use route::{RouteStats, Router, OTHER_ROUTE};
 pub use upstream::{SendError, UpstreamClient, UpstreamSettings};
 
 use crate::config::{Config, UpstreamProtocol};
 use crate::metrics::ProxyMetrics;
-use crate::protocol::Tap;
+use crate::routes::Router;
+use crate::tap::Tap;
 
 /// Errors building the proxy from a (validated) config.
 #[derive(Debug, thiserror::Error)]

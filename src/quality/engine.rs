@@ -22,6 +22,7 @@ use super::config::{
 use super::cusum::Cusum;
 use super::drift;
 use super::ewma::Ewma;
+use super::figures::RouteFigures;
 use super::metrics::QualityMetrics;
 use super::pchart::PChart;
 use super::phase::{self, Baseline, SavedBaseline, SavedReference, State};
@@ -29,7 +30,6 @@ use super::shewhart::{Shewhart, WeRules};
 use super::signal::{Observation, SignalSender};
 use super::subgroup::{Closed, Subgrouper};
 use super::{Chart, Point, QualityError, Rule, Rules};
-use crate::proxy::{RouteStats, Router};
 
 /// Most classes a categorical drift signal distinguishes; larger indices share the last bin.
 pub const MAX_CLASSES: usize = 64;
@@ -38,12 +38,14 @@ pub const MAX_CLASSES: usize = 64;
 enum Source {
     /// `request_error:<route>`: deltas of the route's (total, failed) counters per interval.
     RequestError {
-        route: Arc<RouteStats>,
+        figures: Arc<dyn RouteFigures>,
+        route: String,
         last: (u64, u64),
     },
     /// `latency_p99:<route>`: the route sketch's p99 over the last interval.
     LatencyP99 {
-        route: Arc<RouteStats>,
+        figures: Arc<dyn RouteFigures>,
+        route: String,
     },
     Pushed,
 }
@@ -126,7 +128,7 @@ impl Engine {
     /// Phase I; one that cannot be read is an error (rather than silently re-learning).
     pub fn build(
         cfg: &QualityConfig,
-        router: &Router,
+        routes: Arc<dyn RouteFigures>,
         registry: &Registry,
         now: Instant,
     ) -> Result<(Engine, SignalSender), QualityError> {
@@ -136,12 +138,10 @@ impl Engine {
             Some(p) => State::load(p)?,
             None => State::default(),
         };
-        let route = |name: &str| -> Result<Arc<RouteStats>, QualityError> {
-            router
-                .all()
-                .iter()
-                .find(|r| r.name == name)
-                .cloned()
+        // A pull signal's route must exist; its totals now are the first interval's start.
+        let totals = |name: &str| -> Result<(u64, u64), QualityError> {
+            routes
+                .totals(name)
                 .ok_or_else(|| QualityError::Invalid(format!("no route named {name:?}")))
         };
 
@@ -160,10 +160,17 @@ impl Engine {
         for (i, c) in cfg.charts.iter().enumerate() {
             let source = match parse_signal(&c.signal) {
                 SignalRef::RequestError(r) => Source::RequestError {
-                    last: route(r)?.totals(),
-                    route: route(r)?,
+                    last: totals(r)?,
+                    figures: routes.clone(),
+                    route: r.to_string(),
                 },
-                SignalRef::LatencyP99(r) => Source::LatencyP99 { route: route(r)? },
+                SignalRef::LatencyP99(r) => {
+                    totals(r)?;
+                    Source::LatencyP99 {
+                        figures: routes.clone(),
+                        route: r.to_string(),
+                    }
+                }
                 SignalRef::Pushed(name) => {
                     let id = pushed_id(name, &mut targets);
                     targets[id].charts.push(i);
@@ -458,15 +465,19 @@ impl ChartRuntime {
     /// The end of a subgroup interval.
     fn close_interval(&mut self, now: Instant) -> Option<Baseline> {
         match &mut self.source {
-            Source::RequestError { route, last } => {
-                let (total, failed) = route.totals();
+            Source::RequestError {
+                figures,
+                route,
+                last,
+            } => {
+                let (total, failed) = figures.totals(route).unwrap_or(*last);
                 let n = total.saturating_sub(last.0);
                 let bad = failed.saturating_sub(last.1);
                 *last = (total, failed);
                 self.fraction(bad, n)
             }
-            Source::LatencyP99 { route } => {
-                let p99 = route.sketch.snapshot(self.interval, now).quantile(0.99);
+            Source::LatencyP99 { figures, route } => {
+                let p99 = figures.p99(route, self.interval, now);
                 let closed = p99.and_then(|v| {
                     self.sub.push(v);
                     self.sub.flush()
@@ -723,24 +734,21 @@ fn class_counts(values: &[f64]) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::metrics::ProxyMetrics;
+    use crate::quality::NoRoutes;
 
     fn engine(
         charts: Vec<ChartConfig>,
         drift: Vec<DriftConfig>,
     ) -> (Engine, SignalSender, Registry, Instant) {
         let registry = Registry::new();
-        let pm = ProxyMetrics::register(&registry, vec![0.1, 1.0]).unwrap();
         let now = Instant::now();
-        let router = Router::new(&Config::default(), &pm, now);
         let cfg = QualityConfig {
             charts,
             drift,
             queue_capacity: 4,
             ..QualityConfig::default()
         };
-        let (e, s) = Engine::build(&cfg, &router, &registry, now).unwrap();
+        let (e, s) = Engine::build(&cfg, Arc::new(NoRoutes), &registry, now).unwrap();
         (e, s, registry, now)
     }
 

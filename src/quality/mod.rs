@@ -27,6 +27,7 @@ pub mod cusum;
 pub mod drift;
 pub mod engine;
 pub mod ewma;
+pub mod figures;
 pub mod metrics;
 pub mod pchart;
 pub mod phase;
@@ -35,6 +36,7 @@ pub mod signal;
 pub mod subgroup;
 
 pub use engine::Engine;
+pub use figures::{NoRoutes, RouteFigures};
 pub use signal::SignalSender;
 
 use serde::{Deserialize, Serialize};

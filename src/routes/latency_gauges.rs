@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use super::ProxyMetrics;
+use super::Router;
 use crate::config::LatencyConfig;
-use crate::proxy::Router;
+use crate::metrics::{window_label, ProxyMetrics};
 
 pub struct LatencyExporter {
     router: Arc<Router>,
@@ -16,17 +16,6 @@ pub struct LatencyExporter {
     windows: Vec<(Duration, String)>,
     quantiles: Vec<(f64, String)>,
     confidence: f64,
-}
-
-/// `60` → `1m`, `600` → `10m`, `3600` → `1h`, `90` → `90s`.
-pub fn window_label(secs: u64) -> String {
-    if secs > 0 && secs.is_multiple_of(3600) {
-        format!("{}h", secs / 3600)
-    } else if secs > 0 && secs.is_multiple_of(60) {
-        format!("{}m", secs / 60)
-    } else {
-        format!("{secs}s")
-    }
 }
 
 impl LatencyExporter {
@@ -53,10 +42,10 @@ impl LatencyExporter {
             for (window, wl) in &self.windows {
                 let snap = route.sketch.snapshot(*window, now);
                 m.window_samples
-                    .with_label_values(&[&route.name, &route.model, wl])
+                    .with_label_values(&[&route.info.name, &route.info.model, wl])
                     .set(snap.count() as f64);
                 for (q, ql) in &self.quantiles {
-                    let labels = [route.name.as_str(), route.model.as_str(), wl, ql];
+                    let labels = [route.info.name.as_str(), route.info.model.as_str(), wl, ql];
                     match snap.quantile(*q) {
                         Some(v) => m.quantile.with_label_values(&labels).set(v),
                         None => {
@@ -96,9 +85,9 @@ impl LatencyExporter {
                 windows.insert(wl.clone(), Value::Object(w));
             }
             routes.push(json!({
-                "route": route.name,
-                "model": route.model,
-                "protocol": route.protocol,
+                "route": route.info.name,
+                "model": route.info.model,
+                "protocol": route.info.protocol,
                 "in_flight": route.in_flight.get(),
                 "windows": windows,
             }));

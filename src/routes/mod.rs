@@ -1,6 +1,14 @@
-//! Routes: first-match path-prefix routing to a fixed set of route names, and each route's
-//! pre-resolved metric handles and latency sketch, so per-request accounting is a few atomic
-//! operations and one short lock.
+//! The route table: first-match path-prefix routing to a fixed set of route names, each route's
+//! pre-resolved metric handles and latency sketch (so per-request accounting is a few atomic
+//! operations and one short lock), and the quantile gauges built from those sketches.
+//!
+//! The proxy writes it; nothing off the live path imports it. Off-path readers (the quality
+//! engine, the energy sampler) see it through their own narrow traits, implemented in `app.rs`,
+//! and a tapped exchange carries only the route's [`RouteInfo`].
+
+mod latency_gauges;
+
+pub use latency_gauges::LatencyExporter;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -15,11 +23,19 @@ use crate::metrics::{CodeClass, Outcome, ProxyMetrics};
 /// The route name for traffic no configured route matches.
 pub const OTHER_ROUTE: &str = "other";
 
-/// Per-route state: label values, metric handles, the windowed latency sketch.
-pub struct RouteStats {
+/// What a route is, as label values and the payload protocol: all that a tapped exchange
+/// carries of its route off the live path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
     pub name: String,
+    /// The `model` label until an adapter names the model.
     pub model: String,
     pub protocol: Protocol,
+}
+
+/// Per-route state: label values, metric handles, the windowed latency sketch.
+pub struct RouteStats {
+    pub info: Arc<RouteInfo>,
     pub duration: Histogram,
     pub ttfb: Histogram,
     pub in_flight: IntGauge,
@@ -42,9 +58,11 @@ impl RouteStats {
         let lat = &cfg.latency;
         let max_window = lat.windows_secs.iter().copied().max().unwrap_or(60);
         Self {
-            name: name.to_string(),
-            model: model.to_string(),
-            protocol,
+            info: Arc::new(RouteInfo {
+                name: name.to_string(),
+                model: model.to_string(),
+                protocol,
+            }),
             duration: metrics.duration.with_label_values(&[name, model]),
             ttfb: metrics.ttfb.with_label_values(&[name, model]),
             in_flight: metrics.in_flight.with_label_values(&[name]),
@@ -67,8 +85,8 @@ impl RouteStats {
         self.counters[slot]
             .get_or_init(|| {
                 self.metrics.requests.with_label_values(&[
-                    &self.name,
-                    &self.model,
+                    &self.info.name,
+                    &self.info.model,
                     class.as_str(),
                     outcome.as_str(),
                 ])
@@ -143,5 +161,10 @@ impl Router {
     /// All routes, `other` last.
     pub fn all(&self) -> &[Arc<RouteStats>] {
         &self.stats
+    }
+
+    /// The route of this name, if configured (`other` included).
+    pub fn get(&self, name: &str) -> Option<&Arc<RouteStats>> {
+        self.stats.iter().find(|r| r.info.name == name)
     }
 }

@@ -14,11 +14,11 @@ use tokio::time::Instant;
 
 use crate::config::InspectionConfig;
 use crate::metrics::names;
-use crate::proxy::RouteStats;
+use crate::routes::RouteInfo;
 
 /// One complete live exchange, as the client and upstream sent it.
 pub struct Capture {
-    pub route: Arc<RouteStats>,
+    pub route: Arc<RouteInfo>,
     pub method: Method,
     /// Path and query as the client sent them.
     pub path: String,
@@ -134,7 +134,7 @@ impl Tap {
     /// `skipped_endpoint` and cost the live path nothing more.
     pub fn recorder(
         &self,
-        route: Arc<RouteStats>,
+        route: Arc<RouteInfo>,
         request: &http::request::Parts,
         start: Instant,
     ) -> Option<TapRecorder> {
@@ -214,7 +214,7 @@ impl Chunks {
 /// (which may be polled on another task); the response side is owned by the response body.
 pub struct TapRecorder {
     tap: Tap,
-    route: Arc<RouteStats>,
+    route: Arc<RouteInfo>,
     method: Method,
     path: String,
     request_headers: HeaderMap,
