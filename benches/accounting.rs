@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use inferwatch::config::{Config, RouteConfig};
+use inferwatch::config::Config;
 use inferwatch::metrics::{geometric_buckets, Outcome, ProxyMetrics};
 use inferwatch::proxy::Accounting;
+use inferwatch::routes::config::RouteConfig;
 use inferwatch::routes::Router;
 use prometheus::Registry;
 
@@ -27,7 +28,7 @@ fn accounting(c: &mut Criterion) {
     let registry = Registry::new();
     let metrics = ProxyMetrics::register(&registry, geometric_buckets(0.0005, 60.0, 1.15)).unwrap();
     let start = tokio::time::Instant::now();
-    let router = Router::new(&cfg, &metrics, start);
+    let router = Router::new(&cfg.proxy.routes, &cfg.latency, &metrics, start);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let mut i: u64 = 0;
     c.bench_function("accounting/one_request", |b| {

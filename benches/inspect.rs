@@ -7,8 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::StatusCode;
-use inferwatch::config::{Config, PredictionConfig, Protocol, RouteConfig};
+use inferwatch::config::Config;
 use inferwatch::protocol::{Inspector, NoSignals, OwnedExchange, ProtocolMetrics};
+use inferwatch::routes::config::{PredictionConfig, Protocol, RouteConfig};
 use inferwatch::tap::InspectionMetrics;
 use prometheus::Registry;
 
@@ -114,7 +115,13 @@ fn bench(c: &mut Criterion) {
     let registry = Registry::new();
     let metrics = ProtocolMetrics::register(&registry, vec![0.001, 0.01, 0.1, 1.0]).unwrap();
     let inspection = InspectionMetrics::register(&registry).unwrap();
-    let mut inspector = Inspector::new(&cfg, metrics, inspection, Arc::new(NoSignals));
+    let mut inspector = Inspector::new(
+        &cfg.proxy.routes,
+        &cfg.inspection,
+        metrics,
+        inspection,
+        Arc::new(NoSignals),
+    );
 
     let cases = [
         ("kserve_v2_1_row", "kserve", kserve(1)),

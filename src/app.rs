@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::admin::{self, AdminState};
 use crate::canary::{self, Canary, IdleTracker};
-use crate::config::{Config, Protocol};
+use crate::config::Config;
 use crate::energy::EnergySampler;
 use crate::energy::{RouteLoad, RouteLoads};
 use crate::feedback::{self, Feedback};
@@ -22,6 +22,7 @@ use crate::metrics::{self, geometric_buckets, names, ProxyMetrics};
 use crate::protocol::{Inspector, NoSignals, ProtocolMetrics, SignalSink};
 use crate::proxy::{self, Heartbeat, Proxy};
 use crate::quality::{self, RouteFigures, SignalSender};
+use crate::routes::config::Protocol;
 use crate::routes::{LatencyExporter, Router};
 use crate::shadow::{self, Shadow, ShadowRunner};
 use crate::system::{ModelServer, SystemSampler};
@@ -148,12 +149,24 @@ impl App {
                 })
                 .flatten();
             let tap = tap.keep_request_headers(keep.into_iter().collect());
-            let inspector = Inspector::new(&cfg, protocol, inspection, Arc::new(NoSignals));
+            let inspector = Inspector::new(
+                &cfg.proxy.routes,
+                &cfg.inspection,
+                protocol,
+                inspection,
+                Arc::new(NoSignals),
+            );
             (Some(tap), Some(rx), Some(inspector))
         } else {
             (None, None, None)
         };
-        let proxy = Proxy::build(&cfg, &proxy_metrics, tap)?;
+        let router = Router::new(
+            &cfg.proxy.routes,
+            &cfg.latency,
+            &proxy_metrics,
+            tokio::time::Instant::now(),
+        );
+        let proxy = Proxy::build(&cfg.proxy, Arc::new(router), tap)?;
         let scrapes_rejected = IntCounter::new(
             names::SCRAPES_REJECTED_TOTAL,
             "Scrapes refused because max_concurrent_scrapes were already running.",
@@ -168,20 +181,44 @@ impl App {
         )?;
         // The adapters' per-feature values and confidences feed the charts and drift tests.
         let mut inspector = inspector.map(|i| i.with_signals(Arc::new(signals.clone())));
-        let canary = Canary::build(&cfg, &registry, buckets.clone(), &signals, started)?;
-        if let Some(idle) = IdleTracker::build(&cfg, &registry, started)? {
+        let upstream = canary::Upstream {
+            url: &cfg.proxy.upstream,
+            connect_timeout: Duration::from_secs_f64(cfg.proxy.connect_timeout_secs),
+            max_body: cfg.inspection.max_body_bytes,
+        };
+        let canary = Canary::build(
+            &cfg.canary,
+            &cfg.accuracy,
+            &cfg.proxy.routes,
+            &upstream,
+            &registry,
+            buckets.clone(),
+            &signals,
+            started,
+        )?;
+        if let Some(idle) = IdleTracker::build(&cfg.cold_start, &registry, started)? {
             inspector = inspector.map(|i| i.with_hook(idle));
         }
         // Shadow replay and the feedback join read the inspector's decoded captures; without a
         // tapped route (validation rules that out) they have nothing to read.
-        let shadow = match Shadow::build(&cfg, &registry, buckets.clone(), &signals)? {
+        let shadow = Shadow::build(
+            &cfg.shadow,
+            &cfg.accuracy,
+            &cfg.proxy.routes,
+            upstream.connect_timeout,
+            upstream.max_body,
+            &registry,
+            buckets.clone(),
+            &signals,
+        )?;
+        let shadow = match shadow {
             Some(Shadow { hook, runner }) => {
                 inspector = inspector.map(|i| i.with_hook(hook));
                 Some(runner)
             }
             None => None,
         };
-        let feedback = Feedback::build(&cfg, &registry, &signals)?;
+        let feedback = Feedback::build(&cfg.feedback, &cfg.accuracy, &registry, &signals)?;
         if let Some(f) = &feedback {
             inspector = inspector.map(|i| i.with_hook(f.clone()));
         }

@@ -383,7 +383,7 @@ fn secs(flag: &str, v: &str) -> anyhow::Result<f64> {
 }
 
 fn bench_config(a: &BenchArgs) -> anyhow::Result<run::BenchConfig> {
-    let protocol: config::Protocol =
+    let protocol: inferwatch::routes::config::Protocol =
         serde_json::from_value(serde_json::Value::String(a.protocol.clone()))?;
     let target = bench::client::Target::parse(&a.url)?;
     let mut cfg = run::BenchConfig::new(target, protocol, a.scenario.parse()?);
@@ -555,9 +555,9 @@ fn demo_cmd(a: &DemoArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    telemetry::init(&config::LogConfig {
+    telemetry::init(&telemetry::LogConfig {
         level: demo::log_level().into(),
-        ..config::LogConfig::default()
+        ..telemetry::LogConfig::default()
     });
     match runtime().map(|rt| rt.block_on(demo::run(opts))) {
         Ok(Ok(())) => ExitCode::SUCCESS,

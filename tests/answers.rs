@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use inferwatch::app::App;
-use inferwatch::config::{Config, Protocol, RouteConfig, ShadowKind, ShadowTargetConfig};
+use inferwatch::config::Config;
+use inferwatch::routes::config::{Protocol, RouteConfig};
+use inferwatch::shadow::config::{ShadowKind, ShadowTargetConfig};
 use support::*;
 
 const ANSWER: &str = r#"{"model_name":"iris","outputs":[{"name":"predict","shape":[1],"datatype":"INT64","data":[1]}]}"#;

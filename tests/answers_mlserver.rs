@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use inferwatch::config::{ProbeConfig, Protocol, RouteConfig, ShadowKind, ShadowTargetConfig};
+use inferwatch::canary::config::ProbeConfig;
+use inferwatch::routes::config::{Protocol, RouteConfig};
+use inferwatch::shadow::config::{ShadowKind, ShadowTargetConfig};
 use support::*;
 
 const MLSERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mlserver_iris.py");

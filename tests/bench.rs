@@ -250,9 +250,9 @@ async fn openai_streams_give_ttft_and_tpot_and_their_bounds() {
         &format!("{}/v1/chat/completions", up.url()),
         Scenario::SingleStream,
     );
-    c.protocol = inferwatch::config::Protocol::Openai;
+    c.protocol = inferwatch::routes::config::Protocol::Openai;
     c.requests = std::sync::Arc::new(vec![inferwatch::bench::requests::default_for(
-        inferwatch::config::Protocol::Openai,
+        inferwatch::routes::config::Protocol::Openai,
     )]);
     c.duration = Duration::ZERO;
     c.min_queries = 20;

@@ -17,7 +17,7 @@ use bench_support::{config, SERIAL};
 use inferwatch::bench::prom::CapacityReport;
 use inferwatch::bench::sweep::SweepResult;
 use inferwatch::bench::{run_bench, Scenario};
-use inferwatch::config::SourceMode;
+use inferwatch::energy::config::SourceMode;
 use support::{full, test_config, Sidecar, Upstream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_inferwatch");

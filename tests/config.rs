@@ -1,9 +1,9 @@
 //! Config loading: the example file, one fixture per error class (each paired with the EXACT list
 //! of messages it must produce), environment overrides and single-rule cases.
 
-use inferwatch::config::{
-    load, load_str, Config, ConfigError, ConfigErrors, Protocol, ProxyConfig, RouteConfig,
-};
+use inferwatch::config::{load, load_str, Config, ConfigError, ConfigErrors};
+use inferwatch::proxy::config::ProxyConfig;
+use inferwatch::routes::config::{Protocol, RouteConfig};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -327,7 +327,7 @@ fn system_rules() {
 
 #[test]
 fn energy_and_system_from_env_and_booleans_for_modes() {
-    use inferwatch::config::SourceMode;
+    use inferwatch::energy::config::SourceMode;
     let toml = "[energy]\nnvml = false\nrapl = true\nnvml_devices = [\"0\", \"GPU-8f6b\"]\nrapl_idle_watts = 12.5\n";
     let vars = env(&[
         ("INFERWATCH__ENERGY__ESTIMATE", "off"),
@@ -514,7 +514,7 @@ fn env_overrides_strings_numbers_bools_and_enums() {
     assert_eq!(config.proxy.first_byte_timeout_secs, 30.0);
     assert!(config.proxy.x_forwarded_for);
     assert_eq!(config.admin.listen, "127.0.0.1:9100".parse().unwrap());
-    assert_eq!(config.log.format, inferwatch::config::LogFormat::Json);
+    assert_eq!(config.log.format, inferwatch::telemetry::LogFormat::Json);
     assert_eq!(config.log.level, "5");
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use inferwatch::config::SourceMode;
+use inferwatch::energy::config::SourceMode;
 use inferwatch::energy::rapl::RaplSource;
 use inferwatch::energy::{EnergySource, SourceError};
 use prometheus::Registry;
@@ -457,10 +457,10 @@ async fn joules_per_output_token_on_an_openai_route() {
     })
     .await;
     let mut cfg = test_config(&up.url());
-    cfg.proxy.routes = vec![inferwatch::config::RouteConfig {
+    cfg.proxy.routes = vec![inferwatch::routes::config::RouteConfig {
         name: "chat".into(),
         path_prefix: "/v1/".into(),
-        protocol: inferwatch::config::Protocol::Openai,
+        protocol: inferwatch::routes::config::Protocol::Openai,
         model: "llm".into(),
         ..Default::default()
     }];

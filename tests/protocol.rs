@@ -9,8 +9,8 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use inferwatch::app::App;
-use inferwatch::config::{FeatureBound, PredictionConfig, Protocol, RouteConfig};
 use inferwatch::protocol::SignalSink;
+use inferwatch::routes::config::{FeatureBound, PredictionConfig, Protocol, RouteConfig};
 use support::*;
 
 /// Replies with the body in `x-reply` (`\n` spelled `\\n`), the status in `x-status` and the

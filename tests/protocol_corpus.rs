@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use inferwatch::config::Protocol;
 use inferwatch::protocol::fuzzing;
+use inferwatch::routes::config::Protocol;
 
 const ADAPTERS: [(&str, Protocol); 4] = [
     ("kserve_v2", Protocol::KserveV2),

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use http::Request;
 use http_body_util::BodyExt;
-use inferwatch::config::{Protocol, RouteConfig};
+use inferwatch::routes::config::{Protocol, RouteConfig};
 use support::*;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mlserver_iris.py");

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use inferwatch::config::{Protocol, RouteConfig};
+use inferwatch::routes::config::{Protocol, RouteConfig};
 use support::*;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/openai_stream.py");

@@ -266,7 +266,7 @@ async fn hop_by_hop_stripped_host_preserved_or_rewritten_xff_appended() {
 async fn h1_client_to_h2c_upstream_and_h2c_client_to_h1_upstream() {
     let up = echo_upstream().await;
     let mut cfg = test_config(&up.url());
-    cfg.proxy.upstream_protocol = inferwatch::config::UpstreamProtocol::H2c;
+    cfg.proxy.upstream_protocol = inferwatch::proxy::config::UpstreamProtocol::H2c;
     let sc = Sidecar::start(cfg).await;
     let resp = client()
         .request(
@@ -729,7 +729,7 @@ async fn tap_captures_streamed_exchanges_and_counts_skips() {
     // an over-size body is forwarded untouched and counted as skipped_too_large.
     let up = echo_upstream().await;
     let mut cfg = test_config(&up.url());
-    cfg.proxy.routes[0].protocol = inferwatch::config::Protocol::KserveV2;
+    cfg.proxy.routes[0].protocol = inferwatch::routes::config::Protocol::KserveV2;
     cfg.inspection.max_body_bytes = 100;
     let sc = Sidecar::start(cfg).await;
     let big = vec![b'z'; 5000];

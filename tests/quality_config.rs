@@ -1,7 +1,8 @@
 //! `[quality]` config: the example documents every chart and drift key, a valid section loads
 //! with its types, and type errors and unknown keys inside charts carry their key paths.
 
-use inferwatch::config::{load_str, ChartConfig, ChartKind, DriftConfig, EwmaLimits};
+use inferwatch::config::load_str;
+use inferwatch::quality::config::{ChartConfig, ChartKind, DriftConfig, EwmaLimits};
 
 const EXAMPLE: &str = include_str!("../config/inferwatch.toml");
 

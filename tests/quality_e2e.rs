@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use inferwatch::config::{ChartConfig, ChartKind};
+use inferwatch::quality::config::{ChartConfig, ChartKind};
 use support::*;
 
 const LABELS: &[(&str, &str)] = &[("chart", "infer_errors"), ("signal", "request_error:infer")];
@@ -139,7 +139,7 @@ async fn confidence_chart_fed_by_the_kserve_adapter_alarms_on_hesitant_answers()
     })
     .await;
     let mut cfg = test_config(&up.url());
-    cfg.proxy.routes[0].protocol = inferwatch::config::Protocol::KserveV2;
+    cfg.proxy.routes[0].protocol = inferwatch::routes::config::Protocol::KserveV2;
     cfg.quality.charts.push(ChartConfig {
         name: "infer_confidence".into(),
         signal: "confidence:infer".into(),

@@ -1,7 +1,7 @@
 //! Fuzz the json adapter: arbitrary request and response bytes must never panic.
 #![no_main]
 
-use inferwatch::config::Protocol;
+use inferwatch::routes::config::Protocol;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn target_paths() {
         let t = Target::parse("http://127.0.0.1:9/v2/models/m/infer").unwrap();
-        let mut r = super::super::requests::default_for(crate::config::Protocol::Json);
+        let mut r = super::super::requests::default_for(crate::routes::config::Protocol::Json);
         assert_eq!(t.uri_for(&r).path(), "/v2/models/m/infer");
         r.path = Some("/other?x=1".into());
         assert_eq!(t.uri_for(&r).to_string(), "http://127.0.0.1:9/other?x=1");

@@ -17,7 +17,7 @@ use http::{HeaderName, HeaderValue, Method};
 use serde_json::Value;
 
 use super::BenchError;
-use crate::config::Protocol;
+use crate::routes::config::Protocol;
 
 /// One query to send: the method, an optional path replacing the target's, headers and body.
 #[derive(Debug, Clone)]

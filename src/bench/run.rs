@@ -33,7 +33,7 @@ use super::requests::RequestTemplate;
 use super::scrape::{self, EnergyReading};
 use super::stats::LatencyStats;
 use super::BenchError;
-use crate::config::Protocol;
+use crate::routes::config::Protocol;
 
 /// How queries are issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::Value;
 
-use crate::config::Protocol;
 use crate::protocol::sse::{Event, Parser};
 use crate::protocol::{decode, DecodeError, Exchange, Prediction, Rule};
+use crate::routes::config::Protocol;
 
 /// What a response said.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,9 +1,17 @@
 //! `[[canary]]` probes, `[accuracy]` (the windows of every accuracy and agreement ratio) and
-//! `[cold_start]`: plain data, validated in `config/load/answers.rs`.
+//! `[cold_start]`: defaults with their reasons, and the rules on them.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::config::checks::{
+    http_headers, secs_non_negative, secs_positive, tolerance, unique_name, upstream_problem,
+};
+use crate::config::validator::Validator;
+
+/// Most ratio windows: each is a series per probe, target or route and model.
+pub const MAX_WINDOWS: usize = 8;
 
 /// `[[canary]]`: one golden set sent to the upstream on a schedule.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -114,4 +122,90 @@ impl Default for ColdStartConfig {
             idle_gap_secs: 300.0,
         }
     }
+}
+
+/// Each probe's own keys. (That its route exists and is tapped is a rule across sections, in
+/// `config`.)
+pub fn validate(v: &mut Validator<'_>, probes: &[ProbeConfig]) {
+    for (i, p) in probes.iter().enumerate() {
+        let at = |key: &str| format!("canary[{i}].{key}");
+        let first = probes[..i].iter().position(|o| o.name == p.name);
+        unique_name(
+            v,
+            &at("name"),
+            &p.name,
+            first.map(|j| format!("canary[{j}]")),
+        );
+        if !p.path.is_empty() && !p.path.starts_with('/') {
+            v.report(&at("path"), format!("must start with /, got {:?}", p.path));
+        }
+        if !matches!(p.method.as_str(), "GET" | "POST" | "PUT") {
+            v.report(
+                &at("method"),
+                format!("expected GET, POST or PUT, got {:?}", p.method),
+            );
+        }
+        if p.golden_file.is_empty() {
+            v.report(
+                &at("golden_file"),
+                "missing golden set file (JSON Lines)".into(),
+            );
+        }
+        if !p.upstream.is_empty() {
+            v.check(&at("upstream"), upstream_problem(&p.upstream));
+        }
+        v.check(&at("interval_secs"), secs_positive(p.interval_secs));
+        v.check(&at("jitter_secs"), secs_non_negative(p.jitter_secs, ""));
+        v.check(&at("timeout_secs"), secs_positive(p.timeout_secs));
+        http_headers(v, &format!("canary[{i}]"), &p.headers, &p.header_files);
+        v.check(&at("abs_tolerance"), tolerance(p.abs_tolerance));
+        v.check(&at("rel_tolerance"), tolerance(p.rel_tolerance));
+        if !(0.0..=1.0).contains(&p.success_ratio) {
+            v.report(
+                &at("success_ratio"),
+                format!("must be between 0 and 1, got {}", p.success_ratio),
+            );
+        }
+    }
+}
+
+/// `[accuracy]`: 1 to [`MAX_WINDOWS`] distinct windows, each a multiple of the slot.
+pub fn validate_accuracy(v: &mut Validator<'_>, a: &AccuracyConfig) {
+    if a.slot_secs < 1 {
+        v.report(
+            "accuracy.slot_secs",
+            format!("must be at least 1, got {}", a.slot_secs),
+        );
+    }
+    if a.windows_secs.is_empty() || a.windows_secs.len() > MAX_WINDOWS {
+        v.report(
+            "accuracy.windows_secs",
+            format!(
+                "expected 1 to {MAX_WINDOWS} windows, got {}",
+                a.windows_secs.len()
+            ),
+        );
+    }
+    for (i, &w) in a.windows_secs.iter().enumerate() {
+        let at = format!("accuracy.windows_secs[{i}]");
+        if w == 0 || (a.slot_secs > 0 && w % a.slot_secs != 0) {
+            v.report(
+                &at,
+                format!(
+                    "must be a positive multiple of accuracy.slot_secs ({}), got {w}",
+                    a.slot_secs
+                ),
+            );
+        } else if a.windows_secs[..i].contains(&w) {
+            v.report(&at, format!("duplicate window {w}"));
+        }
+    }
+}
+
+/// `[cold_start]`
+pub fn validate_cold_start(v: &mut Validator<'_>, c: &ColdStartConfig) {
+    v.check(
+        "cold_start.idle_gap_secs",
+        secs_non_negative(c.idle_gap_secs, " (0 disables)"),
+    );
 }

@@ -29,13 +29,14 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::config::{Config, Protocol};
 use crate::metrics::{names, RatioGauge};
 use crate::protocol::{CaptureHook, Rule, Seen};
 use crate::quality::signal::SignalHandle;
 use crate::quality::SignalSender;
+use crate::routes::config::{Protocol, RouteConfig};
 
 use client::{HttpClient, SendError};
+use config::{AccuracyConfig, ColdStartConfig, ProbeConfig};
 use golden::GoldenRow;
 
 /// `result` label values of `inferwatch_probes_total`.
@@ -71,7 +72,11 @@ struct ProbeMetrics {
 }
 
 impl ProbeMetrics {
-    fn register(registry: &Registry, buckets: Vec<f64>, cfg: &Config) -> prometheus::Result<Self> {
+    fn register(
+        registry: &Registry,
+        buckets: Vec<f64>,
+        accuracy: &AccuracyConfig,
+    ) -> prometheus::Result<Self> {
         let total = IntCounterVec::new(
             Opts::new(
                 names::PROBES_TOTAL,
@@ -110,8 +115,8 @@ impl ProbeMetrics {
             names::PROBE_ACCURACY_RATIO,
             "Share of answered golden requests whose answer was correct, over the window (errors excluded: they show in probe_success and probes_total).",
             &["probe"],
-            &cfg.accuracy.windows_secs,
-            Duration::from_secs(cfg.accuracy.slot_secs.max(1)),
+            &accuracy.windows_secs,
+            Duration::from_secs(accuracy.slot_secs.max(1)),
         )?;
         Ok(Self {
             total,
@@ -217,6 +222,18 @@ struct Probe {
     signal: Option<SignalHandle>,
 }
 
+/// Where probes go and how, from outside `[[canary]]` (app.rs hands it over: the canary does
+/// not read the proxy's section).
+pub struct Upstream<'a> {
+    /// `proxy.upstream`: the model server, for probes that name no upstream of their own (and
+    /// the one whose cold start is measured).
+    pub url: &'a str,
+    /// `proxy.connect_timeout_secs`
+    pub connect_timeout: Duration,
+    /// `inspection.max_body_bytes`: the largest answer read.
+    pub max_body: u64,
+}
+
 /// Every configured probe; `run` drives them until stopped.
 pub struct Canary {
     probes: Vec<Probe>,
@@ -227,41 +244,44 @@ pub struct Canary {
 
 impl Canary {
     /// Load every golden set and secret header file; `None` when no probe is configured.
+    /// `routes`: the live routes whose protocol and prediction rule read the answers.
     /// `started`: when the sidecar started (the origin of the first cold start).
     pub fn build(
-        cfg: &Config,
+        cfg: &[ProbeConfig],
+        accuracy: &AccuracyConfig,
+        routes: &[RouteConfig],
+        upstream: &Upstream<'_>,
         registry: &Registry,
         latency_buckets: Vec<f64>,
         signals: &SignalSender,
         started: Instant,
     ) -> Result<Option<Self>, CanaryError> {
-        if cfg.canary.is_empty() {
+        if cfg.is_empty() {
             return Ok(None);
         }
-        let metrics = ProbeMetrics::register(registry, latency_buckets, cfg)?;
+        let metrics = ProbeMetrics::register(registry, latency_buckets, accuracy)?;
         let cold = Arc::new(ColdStart::register(registry, started)?);
         let mut busy: HashMap<String, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
         let mut probes = Vec::new();
-        for (index, p) in cfg.canary.iter().enumerate() {
-            let route = cfg
-                .proxy
-                .routes
-                .iter()
-                .find(|r| r.name == p.route)
-                .ok_or_else(|| CanaryError::Route {
-                    index,
-                    route: p.route.clone(),
-                })?;
+        for (index, p) in cfg.iter().enumerate() {
+            let route =
+                routes
+                    .iter()
+                    .find(|r| r.name == p.route)
+                    .ok_or_else(|| CanaryError::Route {
+                        index,
+                        route: p.route.clone(),
+                    })?;
             let rows = golden::load(Path::new(&p.golden_file), &p.path)
                 .map_err(|source| CanaryError::Golden { index, source })?;
             let headers =
                 client::headers(&format!("canary[{index}]"), &p.headers, &p.header_files)?;
-            let upstream = if p.upstream.is_empty() {
-                &cfg.proxy.upstream
+            let base = if p.upstream.is_empty() {
+                upstream.url
             } else {
                 &p.upstream
             };
-            let base = upstream.trim_end_matches('/').to_string();
+            let base = base.trim_end_matches('/').to_string();
             let upstream_busy = busy.entry(base.clone()).or_default().clone();
             // Series exist from the start, so "no answer yet" reads as 0, not as absent.
             metrics.success.with_label_values(&[&p.name]).set(0);
@@ -286,16 +306,15 @@ impl Canary {
                 success_ratio: p.success_ratio,
                 upstream_busy,
                 cold: (p.upstream.is_empty()
-                    || p.upstream.trim_end_matches('/')
-                        == cfg.proxy.upstream.trim_end_matches('/'))
+                    || p.upstream.trim_end_matches('/') == upstream.url.trim_end_matches('/'))
                 .then(|| cold.clone()),
                 signal: signals.handle(&format!("canary:{}", p.name)),
             });
         }
         Ok(Some(Self {
             probes,
-            client: client::client(Duration::from_secs_f64(cfg.proxy.connect_timeout_secs)),
-            max_body: cfg.inspection.max_body_bytes,
+            client: client::client(upstream.connect_timeout),
+            max_body: upstream.max_body,
             metrics,
         }))
     }
@@ -494,11 +513,11 @@ pub struct IdleTracker {
 impl IdleTracker {
     /// `None` when `cold_start.idle_gap_secs` is 0.
     pub fn build(
-        cfg: &Config,
+        cfg: &ColdStartConfig,
         registry: &Registry,
         started: Instant,
     ) -> prometheus::Result<Option<Arc<Self>>> {
-        if cfg.cold_start.idle_gap_secs <= 0.0 {
+        if cfg.idle_gap_secs <= 0.0 {
             return Ok(None);
         }
         let gauge = GaugeVec::new(
@@ -510,7 +529,7 @@ impl IdleTracker {
         )?;
         registry.register(Box::new(gauge.clone()))?;
         Ok(Some(Arc::new(Self {
-            gap: Duration::from_secs_f64(cfg.cold_start.idle_gap_secs),
+            gap: Duration::from_secs_f64(cfg.idle_gap_secs),
             started,
             last_end: Mutex::new(HashMap::new()),
             gauge,

@@ -6,10 +6,12 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::config::{
-    ChartConfig, ChartKind, Config, DriftConfig, PredictionConfig, PredictionKind, ProbeConfig,
-    Protocol, RouteConfig, ShadowKind, ShadowTargetConfig, SourceMode,
-};
+use crate::canary::config::ProbeConfig;
+use crate::config::Config;
+use crate::energy::config::SourceMode;
+use crate::quality::config::{ChartConfig, ChartKind, DriftConfig};
+use crate::routes::config::{PredictionConfig, PredictionKind, Protocol, RouteConfig};
+use crate::shadow::config::{ShadowKind, ShadowTargetConfig};
 
 use super::iris::{CLASSES, DRIFT_FEATURE, MODEL_NAME};
 

@@ -3,8 +3,8 @@
 //! `source="estimate"`, so no dashboard can mistake it for a meter. Under `auto` it runs only
 //! while no measured source (nvml, rapl) is up; GPU work done by the process is invisible to it.
 
+use super::config::EnergyConfig;
 use super::{EnergySource, Reading, SourceError};
-use crate::config::EnergyConfig;
 use crate::system::ModelServer;
 
 pub const NAME: &str = "estimate";

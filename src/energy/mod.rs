@@ -9,6 +9,7 @@
 //! nor a scrape ever waits for them; a scrape reads the gauges the last tick left.
 
 pub mod attribution;
+pub mod config;
 pub mod estimate;
 pub mod nvml;
 pub mod rapl;
@@ -21,10 +22,10 @@ use prometheus::{core::Collector, CounterVec, GaugeVec, IntCounterVec, Opts, Reg
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::{EnergyConfig, SourceMode};
 use crate::metrics::names;
 use crate::system::ModelServer;
 use attribution::{Point, RouteSnapshot, Window};
+use config::{EnergyConfig, SourceMode};
 pub use routes::{RouteLoad, RouteLoads};
 
 /// A cumulative energy reading.

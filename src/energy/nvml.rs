@@ -20,8 +20,8 @@ use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
 use prometheus::{core::Collector, CounterVec, GaugeVec, Opts, Registry};
 
+use super::config::EnergyConfig;
 use super::{EnergySource, Reading, SourceError};
-use crate::config::EnergyConfig;
 use crate::metrics::names;
 use crate::system::ModelServer;
 

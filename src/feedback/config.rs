@@ -1,6 +1,13 @@
-//! `[feedback]`: ground-truth labels posted to the admin listener, joined to recent predictions.
+//! `[feedback]`: ground-truth labels posted to the admin listener, joined to recent predictions;
+//! defaults with their reasons, and the rules on them.
 
 use serde::{Deserialize, Serialize};
+
+use crate::config::checks::{secs_positive, tolerance};
+use crate::config::validator::Validator;
+
+/// Largest feedback map accepted.
+pub const MAX_ENTRIES: usize = 10_000_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -36,5 +43,33 @@ impl Default for FeedbackConfig {
             abs_tolerance: 1e-6,
             rel_tolerance: 1e-4,
         }
+    }
+}
+
+/// The keys of an enabled `[feedback]` (a disabled one is not read). (That feedback needs
+/// inspection on is a rule across sections, in `config`.)
+pub fn validate(v: &mut Validator<'_>, f: &FeedbackConfig) {
+    if f.enabled {
+        if f.token_file.is_empty() {
+            v.report(
+                "feedback.token_file",
+                "missing bearer token file (required when feedback is enabled)".into(),
+            );
+        }
+        if http::HeaderName::from_bytes(f.request_id_header.as_bytes()).is_err() {
+            v.report(
+                "feedback.request_id_header",
+                format!("invalid header name {:?}", f.request_id_header),
+            );
+        }
+        v.check("feedback.ttl_secs", secs_positive(f.ttl_secs));
+        if !(1..=MAX_ENTRIES).contains(&f.max_entries) {
+            v.report(
+                "feedback.max_entries",
+                format!("must be between 1 and {MAX_ENTRIES}, got {}", f.max_entries),
+            );
+        }
+        v.check("feedback.abs_tolerance", tolerance(f.abs_tolerance));
+        v.check("feedback.rel_tolerance", tolerance(f.rel_tolerance));
     }
 }

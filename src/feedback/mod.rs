@@ -18,10 +18,11 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::canary::answer::close;
-use crate::config::Config;
+use crate::canary::config::AccuracyConfig;
 use crate::metrics::{names, RatioGauge};
 use crate::protocol::{CaptureHook, Prediction, Seen};
 use crate::quality::SignalSender;
+use config::FeedbackConfig;
 
 /// Longest request id kept; longer ones are not remembered (and cannot be labelled).
 pub const MAX_ID_LEN: usize = 128;
@@ -113,11 +114,11 @@ impl Feedback {
     /// `None` when `feedback.enabled` is false. Reads the token file now, so a missing token
     /// fails start-up rather than every request.
     pub fn build(
-        cfg: &Config,
+        f: &FeedbackConfig,
+        accuracy: &AccuracyConfig,
         registry: &Registry,
         signals: &SignalSender,
     ) -> Result<Option<Arc<Self>>, FeedbackError> {
-        let f = &cfg.feedback;
         if !f.enabled {
             return Ok(None);
         }
@@ -163,8 +164,8 @@ impl Feedback {
             names::LABELED_ACCURACY_RATIO,
             "Share of labelled prediction rows that were right, over the window (by when the label arrived).",
             &["route", "model"],
-            &cfg.accuracy.windows_secs,
-            Duration::from_secs(cfg.accuracy.slot_secs.max(1)),
+            &accuracy.windows_secs,
+            Duration::from_secs(accuracy.slot_secs.max(1)),
         )?;
         Ok(Some(Arc::new(Self {
             store: Mutex::new(Store::default()),
@@ -369,19 +370,23 @@ mod tests {
     fn feedback(max_entries: usize) -> (Arc<Feedback>, Registry, tempfile::NamedTempFile) {
         let token = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(token.path(), "s3cret\n").unwrap();
-        let mut cfg = Config::default();
-        cfg.feedback.enabled = true;
-        cfg.feedback.token_file = token.path().display().to_string();
-        cfg.feedback.max_entries = max_entries;
+        let cfg = FeedbackConfig {
+            enabled: true,
+            token_file: token.path().display().to_string(),
+            max_entries,
+            ..FeedbackConfig::default()
+        };
         let registry = Registry::new();
         let (_, signals) = crate::quality::Engine::build(
-            &cfg.quality,
+            &crate::quality::config::QualityConfig::default(),
             Arc::new(crate::quality::NoRoutes),
             &registry,
             Instant::now(),
         )
         .unwrap();
-        let f = Feedback::build(&cfg, &registry, &signals).unwrap().unwrap();
+        let f = Feedback::build(&cfg, &AccuracyConfig::default(), &registry, &signals)
+            .unwrap()
+            .unwrap();
         (f, registry, token)
     }
 

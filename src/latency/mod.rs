@@ -8,6 +8,7 @@
 //! underneath, exposed so callers can say how many samples a bound needs.
 
 mod bound;
+pub mod config;
 mod window;
 
 pub use bound::{min_samples, upper_bound_rank};

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use prometheus::{core::Collector, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Config, Protocol};
 use crate::metrics::names;
+use crate::routes::config::{Protocol, RouteConfig};
+use crate::tap::config::InspectionConfig;
 
 use super::{decode, Exchange, Inference, InputSignature, Rule};
 use crate::tap::{Capture, InspectionMetrics};
@@ -229,16 +230,16 @@ pub struct Inspector {
 }
 
 impl Inspector {
+    /// An inspector of `routes` whose protocol is not `opaque`, capping label values and
+    /// features as `[inspection]` (`i`) says.
     pub fn new(
-        cfg: &Config,
+        routes: &[RouteConfig],
+        i: &InspectionConfig,
         metrics: ProtocolMetrics,
         inspection: InspectionMetrics,
         signals: Arc<dyn SignalSink>,
     ) -> Self {
-        let i = &cfg.inspection;
-        let routes = cfg
-            .proxy
-            .routes
+        let routes = routes
             .iter()
             .filter(|r| r.protocol != Protocol::Opaque)
             .map(|r| {

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::config::ScoreKind;
+use crate::routes::config::ScoreKind;
 
 use super::tensor::{parse_lenient, special_float};
 use super::{DecodeError, Exchange, Inference, Prediction, Rule};

@@ -238,8 +238,8 @@ fn inputs_of(tensors: &[Decoded]) -> Inputs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ScoreKind;
     use crate::protocol::OwnedExchange;
+    use crate::routes::config::ScoreKind;
 
     const IRIS_REQUEST: &str = r#"{"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}], "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}"#;
 

@@ -6,6 +6,7 @@
 //! fuzzed and benchmarked without a proxy. [`inspect`] is the task that feeds captures to them
 //! and turns the results into metrics and quality signals.
 
+pub mod config;
 pub mod inspect;
 pub mod json;
 pub mod kserve_v2;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderMap;
 
-use crate::config::Protocol;
+use crate::routes::config::Protocol;
 
 pub use inspect::{CaptureHook, Inspector, NoSignals, ProtocolMetrics, Seen, SignalSink};
 pub use predict::{Prediction, Rule};
@@ -225,7 +226,7 @@ pub mod fuzzing {
     use bytes::Bytes;
 
     use super::{decode, DecodeError, Inference, OwnedExchange, Rule};
-    use crate::config::Protocol;
+    use crate::routes::config::Protocol;
 
     /// The exchange a fuzz input stands for: the request body up to the first NUL byte, then
     /// the response; for `openai` the response is split into chunks at `\x01` bytes (1 ms apart)

@@ -2,7 +2,7 @@
 //! [`Prediction`] per row (argmax class and its probability, softmax for logits; a value for
 //! regressors), as configured per route in `[proxy.routes.prediction]`.
 
-use crate::config::{PredictionConfig, PredictionKind, ScoreKind};
+use crate::routes::config::{PredictionConfig, PredictionKind, ScoreKind};
 
 use super::tensor::{Matrix, Values};
 use super::DecodeError;

@@ -16,8 +16,8 @@ use tokio::time::Instant;
 use super::body::{self, Accounting, RequestBody, ResponseBody};
 use super::headers::{append_forwarded_for, strip_hop_by_hop};
 use super::{Inner, SendError};
-use crate::config::Protocol;
 use crate::metrics::{CodeClass, Outcome};
+use crate::routes::config::Protocol;
 
 pub type ProxyResponse = Response<Either<ResponseBody, Full<Bytes>>>;
 

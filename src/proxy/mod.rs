@@ -5,6 +5,7 @@
 //! sketch lock per request.
 
 mod body;
+pub mod config;
 mod forward;
 pub mod headers;
 mod upstream;
@@ -24,10 +25,9 @@ use tokio::net::TcpListener;
 pub use body::{Accounting, BoxError, RequestBody, ResponseBody};
 pub use upstream::{SendError, UpstreamClient, UpstreamSettings};
 
-use crate::config::{Config, UpstreamProtocol};
-use crate::metrics::ProxyMetrics;
 use crate::routes::Router;
 use crate::tap::Tap;
+use config::{ProxyConfig, UpstreamProtocol};
 
 /// Errors building the proxy from a (validated) config.
 #[derive(Debug, thiserror::Error)]
@@ -94,14 +94,14 @@ impl Heartbeat {
 }
 
 impl Proxy {
-    /// Build from a validated config. `tap`, when given, receives copies of exchanges on
-    /// routes whose protocol is not `opaque`.
+    /// Build from a validated `[proxy]` section, counting into `router` (built from the same
+    /// section's routes). `tap`, when given, receives copies of exchanges on routes whose
+    /// protocol is not `opaque`.
     pub fn build(
-        cfg: &Config,
-        metrics: &ProxyMetrics,
+        p: &ProxyConfig,
+        router: Arc<Router>,
         tap: Option<Tap>,
     ) -> Result<Self, BuildError> {
-        let p = &cfg.proxy;
         let uri: http::Uri = p
             .upstream
             .parse()
@@ -118,7 +118,6 @@ impl Proxy {
             max_idle: p.pool_max_idle_per_host,
             h2: upstream_h2,
         }));
-        let router = Arc::new(Router::new(cfg, metrics, tokio::time::Instant::now()));
         let body_idle = (p.body_idle_timeout_secs > 0.0)
             .then(|| Duration::from_secs_f64(p.body_idle_timeout_secs));
         Ok(Self {

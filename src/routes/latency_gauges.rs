@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::Router;
-use crate::config::LatencyConfig;
+use crate::latency::config::LatencyConfig;
 use crate::metrics::{window_label, ProxyMetrics};
 
 pub struct LatencyExporter {

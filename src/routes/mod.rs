@@ -6,6 +6,7 @@
 //! engine, the energy sampler) see it through their own narrow traits, implemented in `app.rs`,
 //! and a tapped exchange carries only the route's [`RouteInfo`].
 
+pub mod config;
 mod latency_gauges;
 
 pub use latency_gauges::LatencyExporter;
@@ -16,12 +17,12 @@ use std::time::Duration;
 use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::time::Instant;
 
-use crate::config::{Config, Protocol};
+use crate::latency::config::LatencyConfig;
 use crate::latency::WindowedSketch;
 use crate::metrics::{CodeClass, Outcome, ProxyMetrics};
+use config::{Protocol, RouteConfig};
 
-/// The route name for traffic no configured route matches.
-pub const OTHER_ROUTE: &str = "other";
+pub use config::OTHER_ROUTE;
 
 /// What a route is, as label values and the payload protocol: all that a tapped exchange
 /// carries of its route off the live path.
@@ -52,10 +53,9 @@ impl RouteStats {
         model: &str,
         protocol: Protocol,
         metrics: &ProxyMetrics,
-        cfg: &Config,
+        lat: &LatencyConfig,
         start: Instant,
     ) -> Self {
-        let lat = &cfg.latency;
         let max_window = lat.windows_secs.iter().copied().max().unwrap_or(60);
         Self {
             info: Arc::new(RouteInfo {
@@ -129,13 +129,19 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(cfg: &Config, metrics: &ProxyMetrics, start: Instant) -> Self {
+    /// The configured `routes` (each with a sketch shaped by `latency`), then `other`.
+    pub fn new(
+        routes: &[RouteConfig],
+        latency: &LatencyConfig,
+        metrics: &ProxyMetrics,
+        start: Instant,
+    ) -> Self {
         let mut prefixes = Vec::new();
         let mut stats = Vec::new();
-        for r in &cfg.proxy.routes {
+        for r in routes {
             prefixes.push(r.path_prefix.clone());
             stats.push(Arc::new(RouteStats::new(
-                &r.name, &r.model, r.protocol, metrics, cfg, start,
+                &r.name, &r.model, r.protocol, metrics, latency, start,
             )));
         }
         stats.push(Arc::new(RouteStats::new(
@@ -143,7 +149,7 @@ impl Router {
             "unknown",
             Protocol::Opaque,
             metrics,
-            cfg,
+            latency,
             start,
         )));
         Self { prefixes, stats }

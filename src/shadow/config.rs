@@ -1,8 +1,18 @@
-//! `[shadow]` and `[[shadow.targets]]`: plain data, validated in `config/load/answers.rs`.
+//! `[shadow]` and `[[shadow.targets]]`: defaults with their reasons, and the rules on them.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::config::checks::{
+    http_headers, secs_positive, tolerance, unique_name, upstream_problem,
+};
+use crate::config::validator::Validator;
+
+/// Largest shadow queue or in-flight limit accepted.
+pub const MAX_ENTRIES: usize = 10_000_000;
+/// Most ONNX threads per target: more would compete with the model server for the same cores.
+pub const MAX_ONNX_THREADS: usize = 64;
 
 /// `[shadow]`: replaying a sample of live traffic to candidate models.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -133,4 +143,98 @@ pub struct OnnxInputConfig {
     /// The request tensor (KServe V2 input name, TF Serving named input) feeding it. Empty:
     /// every numeric input column of the request.
     pub tensor: String,
+}
+
+/// The queue and each target's own keys. (That a target's route exists and is tapped, and that
+/// shadowing needs inspection on, are rules across sections, in `config`.)
+pub fn validate(v: &mut Validator<'_>, s: &ShadowConfig) {
+    if !(1..=MAX_ENTRIES).contains(&s.queue_capacity) {
+        v.report(
+            "shadow.queue_capacity",
+            format!(
+                "must be between 1 and {MAX_ENTRIES}, got {}",
+                s.queue_capacity
+            ),
+        );
+    }
+    for (i, t) in s.targets.iter().enumerate() {
+        let at = |key: &str| format!("shadow.targets[{i}].{key}");
+        let first = s.targets[..i].iter().position(|o| o.name == t.name);
+        unique_name(
+            v,
+            &at("name"),
+            &t.name,
+            first.map(|j| format!("shadow.targets[{j}]")),
+        );
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            v.report(
+                &at("sample_ratio"),
+                format!("must be between 0 and 1, got {}", t.sample_ratio),
+            );
+        }
+        if !(1..=MAX_ENTRIES).contains(&t.max_in_flight) {
+            v.report(
+                &at("max_in_flight"),
+                format!(
+                    "must be between 1 and {MAX_ENTRIES}, got {}",
+                    t.max_in_flight
+                ),
+            );
+        }
+        v.check(&at("timeout_secs"), secs_positive(t.timeout_secs));
+        v.check(&at("abs_tolerance"), tolerance(t.abs_tolerance));
+        v.check(&at("rel_tolerance"), tolerance(t.rel_tolerance));
+        http_headers(
+            v,
+            &format!("shadow.targets[{i}]"),
+            &t.headers,
+            &t.header_files,
+        );
+        if !v.clean(&[&at("kind")]) {
+            continue;
+        }
+        match t.kind {
+            ShadowKind::Http => {
+                if t.url.is_empty() {
+                    v.report(
+                        &at("url"),
+                        "missing url, expected http://host:port for kind \"http\"".into(),
+                    );
+                } else {
+                    v.check(&at("url"), upstream_problem(&t.url));
+                }
+            }
+            ShadowKind::Onnx => {
+                if t.model_path.is_empty() {
+                    v.report(
+                        &at("model_path"),
+                        "missing model file for kind \"onnx\"".into(),
+                    );
+                }
+                if t.label_output.is_empty() && t.score_output.is_empty() {
+                    v.report(
+                        &at("label_output"),
+                        "kind \"onnx\" needs label_output or score_output (the model outputs to compare)".into(),
+                    );
+                }
+                if !(1..=MAX_ONNX_THREADS).contains(&t.threads) {
+                    v.report(
+                        &at("threads"),
+                        format!(
+                            "must be between 1 and {MAX_ONNX_THREADS}, got {}",
+                            t.threads
+                        ),
+                    );
+                }
+                for (j, input) in t.inputs.iter().enumerate() {
+                    if input.name.is_empty() {
+                        v.report(
+                            &format!("shadow.targets[{i}].inputs[{j}].name"),
+                            "missing model input name".into(),
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -25,13 +25,15 @@ use tokio::time::Instant;
 
 use crate::canary::answer::{self, Answer};
 use crate::canary::client::{self, HttpClient};
-use crate::config::{Config, Protocol, ShadowKind};
+use crate::canary::config::AccuracyConfig;
 use crate::metrics::{names, RatioGauge};
 use crate::protocol::{CaptureHook, Inputs, Rule, Seen};
 use crate::quality::signal::SignalHandle;
 use crate::quality::SignalSender;
+use crate::routes::config::{Protocol, RouteConfig};
 
 use compare::{compare, Tolerance, Verdict};
+use config::{ShadowConfig, ShadowKind};
 use onnx::{OnnxError, OnnxJob, OnnxPool};
 
 /// `outcome` label values of `inferwatch_shadow_requests_total`.
@@ -65,7 +67,7 @@ struct ShadowMetrics {
 impl ShadowMetrics {
     fn register(
         registry: &Registry,
-        cfg: &Config,
+        accuracy: &AccuracyConfig,
         latency_buckets: Vec<f64>,
     ) -> prometheus::Result<Self> {
         let requests = IntCounterVec::new(
@@ -110,8 +112,8 @@ impl ShadowMetrics {
             names::SHADOW_AGREEMENT_RATIO,
             "Share of comparable live/shadow comparisons that agree, over the window.",
             &["target"],
-            &cfg.accuracy.windows_secs,
-            Duration::from_secs(cfg.accuracy.slot_secs.max(1)),
+            &accuracy.windows_secs,
+            Duration::from_secs(accuracy.slot_secs.max(1)),
         )?;
         Ok(Self {
             requests,
@@ -190,14 +192,20 @@ const REPLAYED: [HeaderName; 3] = [
 
 impl Shadow {
     /// `None` when no target is configured. Opens ONNX Runtime (and fails naming the setting
-    /// when it cannot be found) only when an onnx target is configured.
+    /// when it cannot be found) only when an onnx target is configured. `routes`: the live
+    /// routes whose protocol and prediction rule read both answers; `connect_timeout`
+    /// (`proxy.connect_timeout_secs`) and `max_body` (`inspection.max_body_bytes`) bound the
+    /// HTTP targets as they bound the live path.
     pub fn build(
-        cfg: &Config,
+        s: &ShadowConfig,
+        accuracy: &AccuracyConfig,
+        routes: &[RouteConfig],
+        connect_timeout: Duration,
+        max_body: u64,
         registry: &Registry,
         latency_buckets: Vec<f64>,
         signals: &SignalSender,
     ) -> Result<Option<Self>, ShadowError> {
-        let s = &cfg.shadow;
         if s.targets.is_empty() {
             return Ok(None);
         }
@@ -206,12 +214,12 @@ impl Shadow {
         } else {
             None
         };
-        let metrics = ShadowMetrics::register(registry, cfg, latency_buckets)?;
-        let http = client::client(Duration::from_secs_f64(cfg.proxy.connect_timeout_secs));
+        let metrics = ShadowMetrics::register(registry, accuracy, latency_buckets)?;
+        let http = client::client(connect_timeout);
         let mut targets = Vec::new();
-        let mut routes: HashMap<String, Vec<(usize, f64)>> = HashMap::new();
+        let mut sampled: HashMap<String, Vec<(usize, f64)>> = HashMap::new();
         for (i, t) in s.targets.iter().enumerate() {
-            let Some(route) = cfg.proxy.routes.iter().find(|r| r.name == t.route) else {
+            let Some(route) = routes.iter().find(|r| r.name == t.route) else {
                 continue;
             };
             let rule = Rule::new(&route.prediction);
@@ -227,7 +235,7 @@ impl Shadow {
                         &t.headers,
                         &t.header_files,
                     )?,
-                    max_body: cfg.inspection.max_body_bytes,
+                    max_body,
                 })),
             };
             for o in [
@@ -238,7 +246,7 @@ impl Shadow {
             ] {
                 metrics.requests.with_label_values(&[&t.name, o]);
             }
-            routes
+            sampled
                 .entry(t.route.clone())
                 .or_default()
                 .push((targets.len(), t.sample_ratio));
@@ -261,7 +269,7 @@ impl Shadow {
         Ok(Some(Self {
             hook: Arc::new(ShadowHook {
                 tx,
-                routes,
+                routes: sampled,
                 names: targets.iter().map(|t| t.name.clone()).collect(),
                 metrics: metrics.clone(),
             }),

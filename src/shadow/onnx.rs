@@ -12,8 +12,8 @@ use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
+use super::config::ShadowTargetConfig;
 use crate::canary::answer::Answer;
-use crate::config::ShadowTargetConfig;
 use crate::protocol::tensor::{Matrix, Values};
 use crate::protocol::{Inputs, Rule};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use inferwatch::bench::client::Target;
 use inferwatch::bench::{BenchConfig, Scenario};
-use inferwatch::config::Protocol;
+use inferwatch::routes::config::Protocol;
 use tokio::time::Instant;
 
 use crate::support::{full, Upstream};

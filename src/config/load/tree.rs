@@ -49,6 +49,27 @@ pub(crate) fn format_path(path: &[Seg]) -> String {
     out
 }
 
+/// Parses a dotted path with indices (`proxy.routes[1].name`) as the validator writes them (bare
+/// keys only).
+pub(crate) fn parse_path(path: &str) -> KeyPath {
+    let mut out = Vec::new();
+    for part in path.split('.') {
+        let mut pieces = part.split('[');
+        if let Some(key) = pieces.next() {
+            if !key.is_empty() {
+                out.push(Seg::Key(key.to_string()));
+            }
+        }
+        for index in pieces {
+            match index.trim_end_matches(']').parse() {
+                Ok(i) => out.push(Seg::Index(i)),
+                Err(_) => out.push(Seg::Key(index.to_string())),
+            }
+        }
+    }
+    out
+}
+
 /// A config value: what TOML and the environment can express.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Node {
@@ -246,6 +267,18 @@ mod tests {
         assert_eq!(format_path(&path), "proxy.routes[1].name");
         let odd = vec![Seg::Key("proxy".into()), Seg::Key("my key".into())];
         assert_eq!(format_path(&odd), "proxy.\"my key\"");
+    }
+
+    #[test]
+    fn parse_path_round_trips() {
+        for p in [
+            "proxy.routes[1].name",
+            "latency.quantiles[0]",
+            "admin",
+            "a.b.c",
+        ] {
+            assert_eq!(format_path(&parse_path(p)), p);
+        }
     }
 
     #[test]

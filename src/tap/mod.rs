@@ -3,6 +3,8 @@
 //! adapters. The live path only clones `Bytes` handles and never waits: a full queue or an
 //! over-size body is counted and the copy dropped.
 
+pub mod config;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,9 +14,9 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::config::InspectionConfig;
 use crate::metrics::names;
 use crate::routes::RouteInfo;
+use config::InspectionConfig;
 
 /// One complete live exchange, as the client and upstream sent it.
 pub struct Capture {

@@ -6,6 +6,8 @@
 //! The process set found here is shared ([`ModelServer`]) with the energy sources: NVML reports
 //! the GPU utilization of these PIDs, and the estimate source turns their CPU time into joules.
 
+pub mod config;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,8 +20,8 @@ use sysinfo::{
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use crate::config::SystemConfig;
 use crate::metrics::names;
+use config::SystemConfig;
 
 /// What the last system sample found of the model server.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -4,6 +4,8 @@
 //! A scrape never slows the live path: the text encoding runs on the blocking pool, and at most
 //! `max_concurrent_scrapes` run at once (the rest get 503 and are counted).
 
+pub mod config;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

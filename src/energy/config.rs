@@ -1,8 +1,17 @@
-//! `[energy]` and `[system]`: which energy sources run and how they are read, and which process
-//! is the model server whose own footprint (CPU time, memory, threads) is reported.
+//! `[energy]`: which energy sources run and how they are read, the sampling interval and the
+//! attribution window, each default with its reason, and the rules on them.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
+
+use crate::config::checks::sampling_interval;
+use crate::config::validator::Validator;
+
+/// Longest attribution window (one day): longer windows blur everything they are meant to show.
+const MAX_WINDOW_SECS: f64 = 86_400.0;
+/// Largest power figure accepted anywhere (100 kW: a full rack).
+const MAX_WATTS: f64 = 100_000.0;
 
 /// Whether an energy source runs: `auto` (use it where this host has it, quietly skip it where
 /// not), `on` (the operator expects it: a missing source is logged as a warning) or `off`.
@@ -115,42 +124,84 @@ impl Default for EnergyConfig {
     }
 }
 
-/// `[system]`: the model server process (by PID, PID file or name) and the host.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct SystemConfig {
-    /// The model server's PID; 0 = not set.
-    pub pid: u32,
-    /// A file holding the model server's PID, read again each interval (restarts change it).
-    pub pid_file: String,
-    /// The model server's process name (as in `/proc/PID/comm`, or its executable's file name);
-    /// in a pod this needs `shareProcessNamespace: true`.
-    pub process_name: String,
-    /// Count the model server's child processes (workers) with it.
-    pub include_children: bool,
-    /// How often the process and the host are read.
-    pub interval_secs: f64,
+fn watts_problem(x: f64) -> Option<String> {
+    (!(0.0..=MAX_WATTS).contains(&x))
+        .then(|| format!("must be >= 0 and <= {MAX_WATTS} watts, got {x}"))
 }
 
-impl Default for SystemConfig {
-    fn default() -> Self {
-        Self {
-            pid: 0,
-            pid_file: String::new(),
-            process_name: String::new(),
-            // Model servers fork workers (MLServer, TorchServe, gunicorn); the parent alone
-            // would miss most of the work.
-            include_children: true,
-            // Process CPU time is cumulative, so a coarse interval loses nothing but resolution;
-            // 5 s keeps the walk over /proc cheap.
-            interval_secs: 5.0,
+/// An index (`0`) or a GPU UUID (or a prefix of one), as CUDA_VISIBLE_DEVICES takes them. MIG
+/// instances are not accepted: they share their GPU's one energy counter.
+fn is_device(d: &str) -> bool {
+    (!d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        || (d.starts_with("GPU-")
+            && d.len() > 4
+            && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
+/// Devices, idle powers, the powercap root, the estimate's figures, the interval and the window.
+/// (That `estimate = "on"` needs a model server process in `[system]` is a rule across sections,
+/// in `config`.)
+pub fn validate(v: &mut Validator<'_>, e: &EnergyConfig) {
+    for (i, d) in e.nvml_devices.iter().enumerate() {
+        let path = format!("energy.nvml_devices[{i}]");
+        if d.starts_with("MIG-") {
+            v.report(
+                &path,
+                format!("MIG instance {d:?} cannot be named: it shares its GPU's energy counter, name the GPU instead"),
+            );
+        } else if !is_device(d) {
+            v.report(
+                &path,
+                format!("invalid device {d:?}, expected an index such as \"0\" or a UUID such as \"GPU-8f6b2c1e\""),
+            );
+        } else if let Some(first) = e.nvml_devices[..i].iter().position(|x| x == d) {
+            v.report(
+                &path,
+                format!("duplicate device {d:?} (first at energy.nvml_devices[{first}])"),
+            );
         }
     }
-}
-
-impl SystemConfig {
-    /// Whether a model server process is named at all (the system sampler is off otherwise).
-    pub fn names_a_process(&self) -> bool {
-        self.pid != 0 || !self.pid_file.is_empty() || !self.process_name.is_empty()
+    if let Some(w) = e.nvml_idle_watts {
+        v.check("energy.nvml_idle_watts", watts_problem(w));
+    }
+    if !e.rapl_root.starts_with('/') {
+        v.report(
+            "energy.rapl_root",
+            format!(
+                "must be an absolute path such as \"/sys/class/powercap\", got {:?}",
+                e.rapl_root
+            ),
+        );
+    }
+    if let Some(w) = e.rapl_idle_watts {
+        v.check("energy.rapl_idle_watts", watts_problem(w));
+    }
+    let wpc = e.watts_per_core;
+    v.check(
+        "energy.watts_per_core",
+        (!(wpc > 0.0 && wpc <= 1000.0))
+            .then(|| format!("must be > 0 and <= 1000 watts, got {wpc}")),
+    );
+    v.check("energy.tdp_watts", watts_problem(e.tdp_watts));
+    if let Some(w) = e.estimate_idle_watts {
+        v.check("energy.estimate_idle_watts", watts_problem(w));
+    }
+    let interval = sampling_interval(e.interval_secs);
+    let interval_ok = interval.is_none();
+    v.check("energy.interval_secs", interval);
+    let w = e.window_secs;
+    if !(w > 0.0 && w <= MAX_WINDOW_SECS) {
+        v.report(
+            "energy.window_secs",
+            format!("must be > 0 and <= {MAX_WINDOW_SECS} seconds, got {w}"),
+        );
+    } else if interval_ok && v.clean(&["energy.interval_secs"]) && w < 2.0 * e.interval_secs {
+        v.report(
+            "energy.window_secs",
+            format!(
+                "must be at least twice energy.interval_secs ({}), got {w}",
+                e.interval_secs
+            ),
+        );
     }
 }
