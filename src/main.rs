@@ -555,9 +555,9 @@ fn demo_cmd(a: &DemoArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    telemetry::init(&telemetry::LogConfig {
+    telemetry::init(&telemetry::config::LogConfig {
         level: demo::log_level().into(),
-        ..telemetry::LogConfig::default()
+        ..telemetry::config::LogConfig::default()
     });
     match runtime().map(|rt| rt.block_on(demo::run(opts))) {
         Ok(Ok(())) => ExitCode::SUCCESS,

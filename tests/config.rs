@@ -514,7 +514,10 @@ fn env_overrides_strings_numbers_bools_and_enums() {
     assert_eq!(config.proxy.first_byte_timeout_secs, 30.0);
     assert!(config.proxy.x_forwarded_for);
     assert_eq!(config.admin.listen, "127.0.0.1:9100".parse().unwrap());
-    assert_eq!(config.log.format, inferwatch::telemetry::LogFormat::Json);
+    assert_eq!(
+        config.log.format,
+        inferwatch::telemetry::config::LogFormat::Json
+    );
     assert_eq!(config.log.level, "5");
 }
 

@@ -25,7 +25,7 @@ use crate::quality::config::QualityConfig;
 use crate::shadow::config::ShadowConfig;
 use crate::system::config::SystemConfig;
 use crate::tap::config::InspectionConfig;
-use crate::telemetry::LogConfig;
+use crate::telemetry::config::LogConfig;
 
 pub mod checks;
 mod error;
@@ -55,7 +55,7 @@ pub struct Config {
     pub energy: EnergyConfig,
     /// `[system]`: the model server process and the host (`crate::system::config`).
     pub system: SystemConfig,
-    /// `[log]` (`crate::telemetry`).
+    /// `[log]` (`crate::telemetry::config`).
     pub log: LogConfig,
     /// `[quality]`: SPC charts and drift tests (`crate::quality::config`).
     pub quality: QualityConfig,

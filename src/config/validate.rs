@@ -4,6 +4,8 @@
 //! and feedback, a model server process needed by the energy estimate). Every problem is
 //! collected with its key path, so that an operator fixes them all in one go.
 
+use std::net::SocketAddr;
+
 use super::error::ConfigError;
 use super::validator::Validator;
 use super::Config;
@@ -13,11 +15,6 @@ use crate::proxy::config::ProxyConfig;
 use crate::quality::config::{is_signal_name, parse_signal, QualityConfig, SignalRef};
 use crate::routes::config::{Protocol, RouteConfig, OTHER_ROUTE};
 use crate::system::config::SystemConfig;
-use crate::{
-    admin, canary, energy, feedback, latency, protocol, proxy, quality, routes, shadow, system,
-    tap, telemetry,
-};
-use std::net::SocketAddr;
 
 /// Checks a typed config; returns every problem found (empty = valid).
 pub fn validate(config: &Config) -> Vec<ConfigError> {
@@ -30,32 +27,32 @@ pub fn validate(config: &Config) -> Vec<ConfigError> {
 pub(crate) fn validate_skipping(config: &Config, skip: &[String]) -> Vec<ConfigError> {
     let mut v = Validator::new(skip);
     let routes = &config.proxy.routes;
-    proxy::config::validate(&mut v, &config.proxy);
-    routes::config::validate(&mut v, routes);
-    protocol::config::validate(&mut v, routes);
+    crate::proxy::config::validate(&mut v, &config.proxy);
+    crate::routes::config::validate(&mut v, routes);
+    crate::protocol::config::validate(&mut v, routes);
     listeners(&mut v, &config.proxy, &config.admin);
-    admin::config::validate(&mut v, &config.admin);
-    latency::config::validate(&mut v, &config.latency);
-    tap::config::validate(&mut v, &config.inspection);
-    energy::config::validate(&mut v, &config.energy);
+    crate::admin::config::validate(&mut v, &config.admin);
+    crate::latency::config::validate(&mut v, &config.latency);
+    crate::tap::config::validate(&mut v, &config.inspection);
+    crate::energy::config::validate(&mut v, &config.energy);
     estimate_needs_a_process(&mut v, &config.energy, &config.system);
-    system::config::validate(&mut v, &config.system);
-    telemetry::validate(&mut v, &config.log);
-    quality::config::validate(&mut v, &config.quality);
+    crate::system::config::validate(&mut v, &config.system);
+    crate::telemetry::config::validate(&mut v, &config.log);
+    crate::quality::config::validate(&mut v, &config.quality);
     chart_routes(&mut v, &config.quality, routes);
-    canary::config::validate(&mut v, &config.canary);
+    crate::canary::config::validate(&mut v, &config.canary);
     for (i, p) in config.canary.iter().enumerate() {
         decoded_route(&mut v, &format!("canary[{i}].route"), &p.route, routes);
     }
-    shadow::config::validate(&mut v, &config.shadow);
+    crate::shadow::config::validate(&mut v, &config.shadow);
     for (i, t) in config.shadow.targets.iter().enumerate() {
         let at = format!("shadow.targets[{i}].route");
         decoded_route(&mut v, &at, &t.route, routes);
     }
     inspection_needed(&mut v, config);
-    feedback::config::validate(&mut v, &config.feedback);
-    canary::config::validate_accuracy(&mut v, &config.accuracy);
-    canary::config::validate_cold_start(&mut v, &config.cold_start);
+    crate::feedback::config::validate(&mut v, &config.feedback);
+    crate::canary::config::validate_accuracy(&mut v, &config.accuracy);
+    crate::canary::config::validate_cold_start(&mut v, &config.cold_start);
     v.into_errors()
 }
 

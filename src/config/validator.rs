@@ -43,8 +43,8 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// Records `problem` at `path` when there is one (the helpers in
-    /// [`checks`](super::checks) return `Option<String>` for this).
+    /// Records `problem` at `path` when there is one (the shared rules in `config::checks`
+    /// return `Option<String>` for this).
     pub fn check(&mut self, path: &str, problem: Option<String>) {
         if let Some(message) = problem {
             self.report(path, message);
