@@ -28,6 +28,7 @@ impl Default for AdminConfig {
     }
 }
 
+/// At least one scrape at a time.
 pub fn validate(v: &mut Validator<'_>, a: &AdminConfig) {
     if a.max_concurrent_scrapes < 1 {
         v.report(

@@ -45,7 +45,7 @@ pub struct Config {
     /// `[proxy]` and `[[proxy.routes]]`: the live path (`crate::proxy::config`,
     /// `crate::routes::config`).
     pub proxy: ProxyConfig,
-    /// `[admin]`: `/metrics` and the probes' endpoints (`crate::admin::config`).
+    /// `[admin]`: `/metrics`, `/healthz`, `/readyz`, `/status` (`crate::admin::config`).
     pub admin: AdminConfig,
     /// `[latency]`: histograms and windowed quantiles (`crate::latency::config`).
     pub latency: LatencyConfig,

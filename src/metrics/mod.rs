@@ -57,7 +57,7 @@ pub mod names {
         "inferwatch_gpu_model_server_utilization_ratio";
     pub const CPU_ENERGY_JOULES_TOTAL: &str = "inferwatch_cpu_energy_joules_total";
 
-    // The model server process and the host (src/system.rs).
+    // The model server process and the host (src/system/).
     pub const MODEL_SERVER_UP: &str = "inferwatch_model_server_up";
     pub const MODEL_SERVER_PROCESSES: &str = "inferwatch_model_server_processes";
     pub const MODEL_SERVER_CPU_SECONDS_TOTAL: &str = "inferwatch_model_server_cpu_seconds_total";

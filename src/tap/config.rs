@@ -55,6 +55,7 @@ impl Default for InspectionConfig {
     }
 }
 
+/// Sizes at least 1, label caps and tracked features within their series budgets.
 pub fn validate(v: &mut Validator<'_>, i: &InspectionConfig) {
     if let Some(m) = at_least_one(i.max_body_bytes) {
         v.report("inspection.max_body_bytes", m);
