@@ -155,6 +155,10 @@ fn proxy(v: &mut Validator<'_>, p: &ProxyConfig) {
         "proxy.pool_idle_timeout_secs",
         secs_positive(p.pool_idle_timeout_secs),
     );
+    v.check(
+        "proxy.client_idle_timeout_secs",
+        secs_positive(p.client_idle_timeout_secs),
+    );
     routes(v, p);
 }
 
