@@ -290,17 +290,18 @@ impl App {
         &self.cfg
     }
 
-    /// Bind the proxy and admin listeners named in the config.
-    pub async fn bind(&self) -> Result<(TcpListener, TcpListener), AppError> {
+    /// Bind the proxy and admin listeners named in the config: one `SO_REUSEPORT` proxy
+    /// listener per worker thread (`proxy.worker_threads`, 0 = one per CPU the process may
+    /// use), each served by its own event loop.
+    pub async fn bind(&self) -> Result<(ProxyListeners, TcpListener), AppError> {
         let p = self.cfg.proxy.listen;
         let a = self.cfg.admin.listen;
-        let proxy = TcpListener::bind(p)
-            .await
-            .map_err(|source| AppError::Bind {
-                what: "proxy",
-                addr: p,
-                source,
-            })?;
+        let workers = worker_count(self.cfg.proxy.worker_threads);
+        let proxy = proxy::bind_reuseport(p, workers).map_err(|source| AppError::Bind {
+            what: "proxy",
+            addr: p,
+            source,
+        })?;
         let admin = TcpListener::bind(a)
             .await
             .map_err(|source| AppError::Bind {
@@ -308,7 +309,7 @@ impl App {
                 addr: a,
                 source,
             })?;
-        Ok((proxy, admin))
+        Ok((ProxyListeners::PerThread(proxy), admin))
     }
 
     /// Serve on already-bound listeners until `shutdown` resolves, then drain and return.
@@ -323,7 +324,10 @@ impl App {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let proxy_addr = proxy_listeners.local_addr();
+        let proxy_addr = proxy_listeners
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let (samplers_stop_tx, samplers_stop_rx) = watch::channel(false);
         let mut samplers = Vec::new();
         if let Some(s) = self.energy {
@@ -430,6 +434,15 @@ impl SignalSink for SignalSender {
     }
 }
 
+/// `proxy.worker_threads` resolved: 0 means one per CPU this process may run on (the cgroup's
+/// CPU quota and affinity included, as `std::thread::available_parallelism` reads them).
+pub fn worker_count(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 /// Where the proxy accepts connections.
 pub enum ProxyListeners {
     /// One listener served by the caller's runtime (tests, embedding).
@@ -445,15 +458,15 @@ impl From<TcpListener> for ProxyListeners {
 }
 
 impl ProxyListeners {
-    fn local_addr(&self) -> String {
-        let addr = match self {
+    /// The address the proxy listens on (every per-thread listener shares it).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
             ProxyListeners::Shared(l) => l.local_addr(),
             ProxyListeners::PerThread(ls) => ls.first().map_or_else(
                 || Err(std::io::ErrorKind::NotFound.into()),
                 |l| l.local_addr(),
             ),
-        };
-        addr.map(|a| a.to_string()).unwrap_or_default()
+        }
     }
 }
 

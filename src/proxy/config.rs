@@ -45,6 +45,9 @@ pub struct ProxyConfig {
     pub pool_max_idle_per_host: usize,
     /// How long an idle upstream connection is kept.
     pub pool_idle_timeout_secs: f64,
+    /// HTTP/1.1 client connections: the longest wait for the next request's headers, idle
+    /// keep-alive time included; past it the sidecar closes the connection.
+    pub client_idle_timeout_secs: f64,
 }
 
 impl Default for ProxyConfig {
@@ -75,6 +78,10 @@ impl Default for ProxyConfig {
             worker_threads: 0,
             pool_max_idle_per_host: 64,
             pool_idle_timeout_secs: 90.0,
+            // Longer than common clients keep idle pooled connections (Go's http.Transport 90 s,
+            // nginx's keepalive_timeout 75 s), so the client side closes first and never sends
+            // a request on a connection the sidecar is closing.
+            client_idle_timeout_secs: 120.0,
         }
     }
 }
@@ -123,5 +130,9 @@ pub fn validate(v: &mut Validator<'_>, p: &ProxyConfig) {
     v.check(
         "proxy.pool_idle_timeout_secs",
         secs_positive(p.pool_idle_timeout_secs),
+    );
+    v.check(
+        "proxy.client_idle_timeout_secs",
+        secs_positive(p.client_idle_timeout_secs),
     );
 }

@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     x_forwarded_for: bool,
     preserve_host: bool,
     tap: Option<Tap>,
+    /// HTTP/1.1 clients: the wait for a request's headers, idle keep-alive time included.
+    client_idle: Duration,
 }
 
 /// The proxy, built from config; cheap to clone.
@@ -135,6 +137,7 @@ impl Proxy {
                 x_forwarded_for: p.x_forwarded_for,
                 preserve_host: p.preserve_host,
                 tap,
+                client_idle: Duration::from_secs_f64(p.client_idle_timeout_secs),
             }),
             grace: Duration::from_secs_f64(p.shutdown_grace_secs),
             heartbeat: None,
@@ -176,7 +179,13 @@ impl Proxy {
     /// in-flight requests finish within the grace period, and return.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new());
+        // hyper's header-read timer also runs while a keep-alive connection waits for its next
+        // request, so it is the client idle timeout (hyper's own default, 30 s, would close
+        // connections that client pools still hold).
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.inner.client_idle);
         builder.http2().timer(TokioTimer::new());
         let graceful = GracefulShutdown::new();
         let beating = self.heartbeat.clone().map(|hb| {
