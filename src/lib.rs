@@ -11,6 +11,8 @@
 //! - [`protocol`]: the tap (copies of tapped exchanges, off the live path) and protocol adapters.
 //! - [`quality`]: SPC charts, drift tests and the `spc` run-length analysis (silent-drift alarms).
 //! - [`bench`]: the load generator, QPS sweep and capacity reports (`bench`, `report`).
+//! - [`client`]: talking to a model server off the live path: the probes' and shadows' HTTP
+//!   client, answers read into predictions, answers compared.
 //! - [`canary`]: golden-set probes against the upstream, cold start and first-after-idle latency.
 //! - [`shadow`]: sampled live requests replayed to HTTP or local ONNX targets and compared.
 //! - [`demo`]: `inferwatch demo`: a model server, the sidecar, traffic and an injected drift.
@@ -24,6 +26,7 @@ pub mod admin;
 pub mod app;
 pub mod bench;
 pub mod canary;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod energy;

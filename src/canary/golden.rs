@@ -25,7 +25,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::answer::{close, flatten_numbers, Answer};
+use crate::client::answer::{close, flatten_numbers, Answer};
 use crate::protocol::json::lookup;
 use crate::protocol::Rule;
 

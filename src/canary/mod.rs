@@ -9,8 +9,6 @@
 //! skipped and counted. A round that overruns its interval delays the next one (missed rounds
 //! are counted, not fired back to back), so a slow upstream never gets a queue of probes.
 
-pub mod answer;
-pub mod client;
 pub mod config;
 pub mod golden;
 
@@ -29,13 +27,13 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::client::{self, answer, HttpClient, SendError};
 use crate::config::{Config, Protocol};
 use crate::metrics::{names, RatioGauge};
 use crate::protocol::{CaptureHook, Rule, Seen};
 use crate::quality::signal::SignalHandle;
 use crate::quality::SignalSender;
 
-use client::{HttpClient, SendError};
 use golden::GoldenRow;
 
 /// `result` label values of `inferwatch_probes_total`.
@@ -294,7 +292,7 @@ impl Canary {
         }
         Ok(Some(Self {
             probes,
-            client: client::client(Duration::from_secs_f64(cfg.proxy.connect_timeout_secs)),
+            client: client::new(Duration::from_secs_f64(cfg.proxy.connect_timeout_secs)),
             max_body: cfg.inspection.max_body_bytes,
             metrics,
         }))

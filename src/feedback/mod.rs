@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::canary::answer::close;
+use crate::client::answer::close;
 use crate::config::Config;
 use crate::metrics::{names, RatioGauge};
 use crate::protocol::{CaptureHook, Prediction, Seen};

@@ -7,7 +7,6 @@
 //! without waiting (`max_in_flight`), and every replay runs under a timeout. A full queue, a
 //! target with no free slot, a hung or refusing target: each drops and counts, nothing waits.
 
-pub mod compare;
 pub mod config;
 pub mod onnx;
 
@@ -23,15 +22,14 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::canary::answer::{self, Answer};
-use crate::canary::client::{self, HttpClient};
+use crate::client::compare::{compare, Tolerance, Verdict};
+use crate::client::{self, answer, Answer, HttpClient};
 use crate::config::{Config, Protocol, ShadowKind};
 use crate::metrics::{names, RatioGauge};
 use crate::protocol::{CaptureHook, Inputs, Rule, Seen};
 use crate::quality::signal::SignalHandle;
 use crate::quality::SignalSender;
 
-use compare::{compare, Tolerance, Verdict};
 use onnx::{OnnxError, OnnxJob, OnnxPool};
 
 /// `outcome` label values of `inferwatch_shadow_requests_total`.
@@ -207,7 +205,7 @@ impl Shadow {
             None
         };
         let metrics = ShadowMetrics::register(registry, cfg, latency_buckets)?;
-        let http = client::client(Duration::from_secs_f64(cfg.proxy.connect_timeout_secs));
+        let http = client::new(Duration::from_secs_f64(cfg.proxy.connect_timeout_secs));
         let mut targets = Vec::new();
         let mut routes: HashMap<String, Vec<(usize, f64)>> = HashMap::new();
         for (i, t) in s.targets.iter().enumerate() {

@@ -12,7 +12,7 @@ use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
-use crate::canary::answer::Answer;
+use crate::client::Answer;
 use crate::config::ShadowTargetConfig;
 use crate::protocol::tensor::{Matrix, Values};
 use crate::protocol::{Inputs, Rule};

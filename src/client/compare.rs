@@ -2,7 +2,7 @@
 //! values, or the probability of an agreed class) agree within tolerance, and their absolute
 //! and relative differences are the divergence; generated text matches exactly or normalized.
 
-use crate::canary::answer::{close, normalize, Answer};
+use super::answer::{close, normalize, Answer};
 use crate::config::TextMatch;
 
 /// What one comparison came to (`result` label of `inferwatch_shadow_comparisons_total`).
