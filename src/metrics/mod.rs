@@ -1,5 +1,6 @@
 //! The metric catalogue: every metric name in one place, and the live path's metric families,
-//! registered on the one `prometheus::Registry` that is built at start-up and passed down.
+//! registered on the one `prometheus::Registry` that is built at start-up and passed down
+//! (every component registers its families with [`registered`]).
 //!
 //! Label values always come from closed sets: route names from config, the [`Outcome`] and
 //! [`CodeClass`] enums, model names from config (later capped with an `other` bucket).
