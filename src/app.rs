@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::energy::EnergySampler;
 use crate::energy::{RouteLoad, RouteLoads};
 use crate::feedback::{self, Feedback};
-use crate::metrics::{self, geometric_buckets, names, ProxyMetrics};
+use crate::metrics::{self, geometric_buckets, names, registered, ProxyMetrics};
 use crate::protocol::{Inspector, NoSignals, ProtocolMetrics, SignalSink};
 use crate::proxy::{self, Heartbeat, Proxy};
 use crate::quality::{self, RouteFigures, SignalSender};
@@ -167,11 +167,13 @@ impl App {
             tokio::time::Instant::now(),
         );
         let proxy = Proxy::build(&cfg.proxy, Arc::new(router), tap)?;
-        let scrapes_rejected = IntCounter::new(
-            names::SCRAPES_REJECTED_TOTAL,
-            "Scrapes refused because max_concurrent_scrapes were already running.",
+        let scrapes_rejected = registered(
+            &registry,
+            IntCounter::new(
+                names::SCRAPES_REJECTED_TOTAL,
+                "Scrapes refused because max_concurrent_scrapes were already running.",
+            )?,
         )?;
-        registry.register(Box::new(scrapes_rejected.clone()))?;
         let routes = Arc::new(RouteView(proxy.router()));
         let (quality, signals) = quality::Engine::build(
             &cfg.quality,

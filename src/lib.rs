@@ -21,6 +21,8 @@
 //! - [`quality`]: SPC charts, drift tests and the `spc` run-length analysis (silent-drift alarms);
 //!   `[quality]`.
 //! - [`bench`]: the load generator, QPS sweep and capacity reports (`bench`, `report`).
+//! - [`client`]: talking to a model server off the live path: the probes' and shadows' HTTP
+//!   client, answers read into predictions, answers compared.
 //! - [`canary`]: golden-set probes against the upstream, cold start and first-after-idle latency;
 //!   `[[canary]]`, `[accuracy]`, `[cold_start]`.
 //! - [`shadow`]: sampled live requests replayed to HTTP or local ONNX targets and compared;
@@ -37,6 +39,7 @@ pub mod admin;
 pub mod app;
 pub mod bench;
 pub mod canary;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod energy;

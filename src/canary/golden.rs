@@ -25,7 +25,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::answer::{close, flatten_numbers, Answer};
+use crate::client::answer::{close, flatten_numbers, Answer};
 use crate::protocol::json::lookup;
 use crate::protocol::Rule;
 
@@ -389,10 +389,8 @@ mod tests {
         assert_eq!(rows.len(), 6);
         assert_eq!(rows[0].line, 3);
         assert_eq!(&rows[1].body[..], b"raw");
-        let rule = Rule {
-            class_labels: vec!["a".into(), "b".into(), "c".into()],
-            ..Rule::default()
-        };
+        let mut rule = Rule::default();
+        rule.cfg.class_labels = vec!["a".into(), "b".into(), "c".into()];
         let doc = serde_json::json!({"scores": [0.5, 0.2, 0.3], "out": [0.505, 0.25]});
         let ok = |i: usize, a: &Answer| rows[i].expect.check(a, &rule, 1e-6, 1e-4);
         assert!(ok(0, &answer(&["2"], doc.clone())).is_ok());

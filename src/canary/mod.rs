@@ -9,8 +9,6 @@
 //! skipped and counted. A round that overruns its interval delays the next one (missed rounds
 //! are counted, not fired back to back), so a slow upstream never gets a queue of probes.
 
-pub mod answer;
-pub mod client;
 pub mod config;
 pub mod golden;
 
@@ -29,13 +27,13 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::metrics::{names, RatioGauge};
+use crate::client::{self, answer, HttpClient, SendError};
+use crate::metrics::{names, registered, RatioGauge};
 use crate::protocol::{CaptureHook, Rule, Seen};
 use crate::quality::signal::SignalHandle;
 use crate::quality::SignalSender;
 use crate::routes::config::{Protocol, RouteConfig};
 
-use client::{HttpClient, SendError};
 use config::{AccuracyConfig, ColdStartConfig, ProbeConfig};
 use golden::GoldenRow;
 
@@ -77,39 +75,47 @@ impl ProbeMetrics {
         buckets: Vec<f64>,
         accuracy: &AccuracyConfig,
     ) -> prometheus::Result<Self> {
-        let total = IntCounterVec::new(
-            Opts::new(
-                names::PROBES_TOTAL,
-                "Golden requests sent by canary probes, by result: correct, incorrect, error (no answer, non-2xx, unreadable).",
-            ),
-            &["probe", "result"],
+        let total = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    names::PROBES_TOTAL,
+                    "Golden requests sent by canary probes, by result: correct, incorrect, error (no answer, non-2xx, unreadable).",
+                ),
+                &["probe", "result"],
+            )?,
         )?;
-        let success = IntGaugeVec::new(
-            Opts::new(
-                names::PROBE_SUCCESS,
-                "1 when the probe's last round answered at least success_ratio of its golden rows correctly.",
-            ),
-            &["probe"],
+        let success = registered(
+            registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    names::PROBE_SUCCESS,
+                    "1 when the probe's last round answered at least success_ratio of its golden rows correctly.",
+                ),
+                &["probe"],
+            )?,
         )?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                names::PROBE_DURATION_SECONDS,
-                "Time of one golden request, sent to answer read (errors included).",
-            )
-            .buckets(buckets),
-            &["probe"],
+        let duration = registered(
+            registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    names::PROBE_DURATION_SECONDS,
+                    "Time of one golden request, sent to answer read (errors included).",
+                )
+                .buckets(buckets),
+                &["probe"],
+            )?,
         )?;
-        let skipped = IntCounterVec::new(
-            Opts::new(
-                names::PROBES_SKIPPED_TOTAL,
-                "Golden requests not sent: another probe's request to the same upstream held it past the timeout, or rounds missed while a slow round ran.",
-            ),
-            &["probe"],
+        let skipped = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    names::PROBES_SKIPPED_TOTAL,
+                    "Golden requests not sent: another probe's request to the same upstream held it past the timeout, or rounds missed while a slow round ran.",
+                ),
+                &["probe"],
+            )?,
         )?;
-        registry.register(Box::new(total.clone()))?;
-        registry.register(Box::new(success.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(skipped.clone()))?;
         let accuracy = RatioGauge::register(
             registry,
             names::PROBE_ACCURACY_RATIO,
@@ -149,16 +155,20 @@ enum Phase {
 
 impl ColdStart {
     fn register(registry: &Registry, started: Instant) -> prometheus::Result<Self> {
-        let seconds = Gauge::new(
-            names::UPSTREAM_COLD_START_SECONDS,
-            "Last cold start of the upstream: sidecar start, or the upstream answering again after refusing connections, to the first correct canary answer (resolution: the probe interval).",
+        let seconds = registered(
+            registry,
+            Gauge::new(
+                names::UPSTREAM_COLD_START_SECONDS,
+                "Last cold start of the upstream: sidecar start, or the upstream answering again after refusing connections, to the first correct canary answer (resolution: the probe interval).",
+            )?,
         )?;
-        let total = IntCounter::new(
-            names::UPSTREAM_COLD_STARTS_TOTAL,
-            "Cold starts measured (the first after the sidecar starts, then one per recovery).",
+        let total = registered(
+            registry,
+            IntCounter::new(
+                names::UPSTREAM_COLD_STARTS_TOTAL,
+                "Cold starts measured (the first after the sidecar starts, then one per recovery).",
+            )?,
         )?;
-        registry.register(Box::new(seconds.clone()))?;
-        registry.register(Box::new(total.clone()))?;
         Ok(Self {
             phase: Mutex::new(Phase::Starting(started)),
             seconds,
@@ -313,7 +323,7 @@ impl Canary {
         }
         Ok(Some(Self {
             probes,
-            client: client::client(upstream.connect_timeout),
+            client: client::new(upstream.connect_timeout),
             max_body: upstream.max_body,
             metrics,
         }))
@@ -520,14 +530,16 @@ impl IdleTracker {
         if cfg.idle_gap_secs <= 0.0 {
             return Ok(None);
         }
-        let gauge = GaugeVec::new(
-            Opts::new(
-                names::FIRST_REQUEST_AFTER_IDLE_SECONDS,
-                "Duration of the last live request that arrived after its route was idle longer than cold_start.idle_gap_secs.",
-            ),
-            &["route"],
+        let gauge = registered(
+            registry,
+            GaugeVec::new(
+                Opts::new(
+                    names::FIRST_REQUEST_AFTER_IDLE_SECONDS,
+                    "Duration of the last live request that arrived after its route was idle longer than cold_start.idle_gap_secs.",
+                ),
+                &["route"],
+            )?,
         )?;
-        registry.register(Box::new(gauge.clone()))?;
         Ok(Some(Arc::new(Self {
             gap: Duration::from_secs_f64(cfg.idle_gap_secs),
             started,

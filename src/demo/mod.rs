@@ -27,7 +27,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::app::{self, App, AppError};
-use crate::bench::{client::http_client, scrape};
+use crate::bench::scrape;
+use crate::client;
 use crate::shadow::onnx::{self, OnnxError};
 
 use self::iris::{Row, CLASSES, MODEL_NAME};
@@ -315,7 +316,7 @@ async fn watch_loop(
     drifted: &AtomicBool,
     mut signal: tokio::task::JoinHandle<()>,
 ) -> &'static str {
-    let client = http_client();
+    let client = client::traffic();
     let started = Instant::now();
     let drift_at = started + opts.drift_after;
     let end = opts.duration.map(|d| started + d);

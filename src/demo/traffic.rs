@@ -14,7 +14,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use super::iris::{self, Row};
-use crate::bench::client::http_client;
+use crate::client;
 
 /// Requests in flight at once; an arrival beyond it is skipped (the loopback model answers in
 /// microseconds, so only a stalled sidecar would get there, and then piling up helps no one).
@@ -29,7 +29,7 @@ pub async fn run(
     drifted: Arc<AtomicBool>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let client = http_client();
+    let client = client::traffic();
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut rng = StdRng::from_entropy();
     let mut next = Instant::now();

@@ -22,7 +22,7 @@ use prometheus::{core::Collector, CounterVec, GaugeVec, IntCounterVec, Opts, Reg
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::metrics::names;
+use crate::metrics::{names, registered};
 use crate::system::ModelServer;
 use attribution::{Point, RouteSnapshot, Window};
 use config::{EnergyConfig, SourceMode};
@@ -73,67 +73,76 @@ pub struct EnergyMetrics {
 
 impl EnergyMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let up = GaugeVec::new(
-            Opts::new(
-                names::ENERGY_SOURCE_UP,
-                "1 if the energy source gave a reading on its last try, 0 if this host does not have it or the read failed.",
-            ),
-            &["source"],
+        let up = registered(
+            registry,
+            GaugeVec::new(
+                Opts::new(
+                    names::ENERGY_SOURCE_UP,
+                    "1 if the energy source gave a reading on its last try, 0 if this host does not have it or the read failed.",
+                ),
+                &["source"],
+            )?,
         )?;
-        let joules = CounterVec::new(
-            Opts::new(
-                names::ENERGY_JOULES_TOTAL,
-                "Energy the source measured (source=\"estimate\": estimated) since inferwatch started: GPUs in scope, or CPU packages.",
-            ),
-            &["source"],
+        let joules = registered(
+            registry,
+            CounterVec::new(
+                Opts::new(
+                    names::ENERGY_JOULES_TOTAL,
+                    "Energy the source measured (source=\"estimate\": estimated) since inferwatch started: GPUs in scope, or CPU packages.",
+                ),
+                &["source"],
+            )?,
         )?;
-        let power = GaugeVec::new(
-            Opts::new(
-                names::ENERGY_POWER_WATTS,
-                "Mean power over the last sampling interval, from the source's energy counter.",
-            ),
-            &["source"],
+        let power = registered(
+            registry,
+            GaugeVec::new(
+                Opts::new(
+                    names::ENERGY_POWER_WATTS,
+                    "Mean power over the last sampling interval, from the source's energy counter.",
+                ),
+                &["source"],
+            )?,
         )?;
-        let idle_power = GaugeVec::new(
-            Opts::new(
-                names::ENERGY_IDLE_POWER_WATTS,
-                "Idle power subtracted for kind=\"dynamic\": configured, or measured while no request was in flight.",
-            ),
-            &["source"],
+        let idle_power = registered(
+            registry,
+            GaugeVec::new(
+                Opts::new(
+                    names::ENERGY_IDLE_POWER_WATTS,
+                    "Idle power subtracted for kind=\"dynamic\": configured, or measured while no request was in flight.",
+                ),
+                &["source"],
+            )?,
         )?;
-        let attributed = CounterVec::new(
-            Opts::new(
-                names::ENERGY_ATTRIBUTED_JOULES_TOTAL,
-                "Energy charged to the route's completed inferences (split across routes by request-seconds); energy while nothing was in flight is charged to no route.",
-            ),
-            &["route", "model", "source"],
+        let attributed = registered(
+            registry,
+            CounterVec::new(
+                Opts::new(
+                    names::ENERGY_ATTRIBUTED_JOULES_TOTAL,
+                    "Energy charged to the route's completed inferences (split across routes by request-seconds); energy while nothing was in flight is charged to no route.",
+                ),
+                &["route", "model", "source"],
+            )?,
         )?;
-        let per_inference = GaugeVec::new(
-            Opts::new(
-                names::ENERGY_PER_INFERENCE_JOULES,
-                "Joules per completed inference over the sliding window: kind=\"total\" all energy, kind=\"dynamic\" minus idle power. Absent while the route completed nothing in the window.",
-            ),
-            &["route", "model", "source", "kind"],
+        let per_inference = registered(
+            registry,
+            GaugeVec::new(
+                Opts::new(
+                    names::ENERGY_PER_INFERENCE_JOULES,
+                    "Joules per completed inference over the sliding window: kind=\"total\" all energy, kind=\"dynamic\" minus idle power. Absent while the route completed nothing in the window.",
+                ),
+                &["route", "model", "source", "kind"],
+            )?,
         )?;
-        let per_output_token = GaugeVec::new(
-            Opts::new(
-                names::ENERGY_PER_OUTPUT_TOKEN_JOULES,
-                "Joules per generated output token over the sliding window (routes whose adapter counts tokens, e.g. OpenAI): kind=\"total\" or \"dynamic\". Absent while the route generated no tokens in the window.",
-            ),
-            &["route", "model", "source", "kind"],
+        let per_output_token = registered(
+            registry,
+            GaugeVec::new(
+                Opts::new(
+                    names::ENERGY_PER_OUTPUT_TOKEN_JOULES,
+                    "Joules per generated output token over the sliding window (routes whose adapter counts tokens, e.g. OpenAI): kind=\"total\" or \"dynamic\". Absent while the route generated no tokens in the window.",
+                ),
+                &["route", "model", "source", "kind"],
+            )?,
         )?;
-        let collectors: [Box<dyn Collector>; 7] = [
-            Box::new(per_output_token.clone()),
-            Box::new(up.clone()),
-            Box::new(joules.clone()),
-            Box::new(power.clone()),
-            Box::new(idle_power.clone()),
-            Box::new(attributed.clone()),
-            Box::new(per_inference.clone()),
-        ];
-        for c in collectors {
-            registry.register(c)?;
-        }
         Ok(Self {
             up,
             joules,

@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
-use prometheus::{core::Collector, CounterVec, GaugeVec, Opts, Registry};
+use prometheus::{CounterVec, GaugeVec, Opts, Registry};
 
 use super::config::EnergyConfig;
 use super::{EnergySource, Reading, SourceError};
-use crate::metrics::names;
+use crate::metrics::{names, registered};
 use crate::system::ModelServer;
 
 pub const NAME: &str = "nvml";
@@ -117,46 +117,51 @@ impl NvmlSource {
     ) -> prometheus::Result<Self> {
         let labels = &["gpu", "uuid"];
         let metrics = GpuMetrics {
-            energy: CounterVec::new(
-                Opts::new(
-                    names::GPU_ENERGY_JOULES_TOTAL,
-                    "GPU energy since inferwatch started, from NVML's total-energy counter.",
-                ),
-                labels,
+            energy: registered(
+                registry,
+                CounterVec::new(
+                    Opts::new(
+                        names::GPU_ENERGY_JOULES_TOTAL,
+                        "GPU energy since inferwatch started, from NVML's total-energy counter.",
+                    ),
+                    labels,
+                )?,
             )?,
-            power: GaugeVec::new(
-                Opts::new(names::GPU_POWER_WATTS, "GPU power draw as NVML reports it."),
-                labels,
+            power: registered(
+                registry,
+                GaugeVec::new(
+                    Opts::new(names::GPU_POWER_WATTS, "GPU power draw as NVML reports it."),
+                    labels,
+                )?,
             )?,
-            utilization: GaugeVec::new(
-                Opts::new(
-                    names::GPU_UTILIZATION_RATIO,
-                    "Fraction of NVML's last sample period in which a kernel ran on the GPU.",
-                ),
-                labels,
+            utilization: registered(
+                registry,
+                GaugeVec::new(
+                    Opts::new(
+                        names::GPU_UTILIZATION_RATIO,
+                        "Fraction of NVML's last sample period in which a kernel ran on the GPU.",
+                    ),
+                    labels,
+                )?,
             )?,
-            memory_used: GaugeVec::new(
-                Opts::new(names::GPU_MEMORY_USED_BYTES, "GPU memory allocated."),
-                labels,
+            memory_used: registered(
+                registry,
+                GaugeVec::new(
+                    Opts::new(names::GPU_MEMORY_USED_BYTES, "GPU memory allocated."),
+                    labels,
+                )?,
             )?,
-            model_server_utilization: GaugeVec::new(
-                Opts::new(
-                    names::GPU_MODEL_SERVER_UTILIZATION_RATIO,
-                    "SM utilization of the model server's processes on the GPU (where the driver reports per-process utilization).",
-                ),
-                labels,
+            model_server_utilization: registered(
+                registry,
+                GaugeVec::new(
+                    Opts::new(
+                        names::GPU_MODEL_SERVER_UTILIZATION_RATIO,
+                        "SM utilization of the model server's processes on the GPU (where the driver reports per-process utilization).",
+                    ),
+                    labels,
+                )?,
             )?,
         };
-        let collectors: [Box<dyn Collector>; 5] = [
-            Box::new(metrics.energy.clone()),
-            Box::new(metrics.power.clone()),
-            Box::new(metrics.utilization.clone()),
-            Box::new(metrics.memory_used.clone()),
-            Box::new(metrics.model_server_utilization.clone()),
-        ];
-        for c in collectors {
-            registry.register(c)?;
-        }
         let cuda = std::env::var("CUDA_VISIBLE_DEVICES").ok();
         let nvidia = std::env::var("NVIDIA_VISIBLE_DEVICES").ok();
         Ok(Self {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use prometheus::{CounterVec, Opts, Registry};
 
 use super::{EnergySource, Reading, SourceError};
-use crate::metrics::names;
+use crate::metrics::{names, registered};
 
 pub const NAME: &str = "rapl";
 
@@ -41,14 +41,16 @@ pub struct RaplSource {
 
 impl RaplSource {
     pub fn new(root: &str, registry: &Registry) -> prometheus::Result<Self> {
-        let counter = CounterVec::new(
-            Opts::new(
-                names::CPU_ENERGY_JOULES_TOTAL,
-                "CPU energy per RAPL zone (package, and its core/uncore/dram sub-zones) since inferwatch started.",
-            ),
-            &["zone"],
+        let counter = registered(
+            registry,
+            CounterVec::new(
+                Opts::new(
+                    names::CPU_ENERGY_JOULES_TOTAL,
+                    "CPU energy per RAPL zone (package, and its core/uncore/dram sub-zones) since inferwatch started.",
+                ),
+                &["zone"],
+            )?,
         )?;
-        registry.register(Box::new(counter.clone()))?;
         Ok(Self {
             root: PathBuf::from(root),
             zones: Vec::new(),

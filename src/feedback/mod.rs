@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::canary::answer::close;
 use crate::canary::config::AccuracyConfig;
-use crate::metrics::{names, RatioGauge};
+use crate::client::answer::close;
+use crate::metrics::{names, registered, RatioGauge};
 use crate::protocol::{CaptureHook, Prediction, Seen};
 use crate::quality::SignalSender;
 use config::FeedbackConfig;
@@ -136,19 +136,23 @@ impl Feedback {
         }
         let header = HeaderName::from_bytes(f.request_id_header.to_ascii_lowercase().as_bytes())
             .map_err(|_| FeedbackError::Header)?;
-        let total = IntCounterVec::new(
-            Opts::new(
-                names::FEEDBACK_TOTAL,
-                "Ground-truth labels posted to /feedback, by result: correct, incorrect, unknown, expired, duplicate, invalid.",
-            ),
-            &["result"],
+        let total = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    names::FEEDBACK_TOTAL,
+                    "Ground-truth labels posted to /feedback, by result: correct, incorrect, unknown, expired, duplicate, invalid.",
+                ),
+                &["result"],
+            )?,
         )?;
-        let pending = IntGauge::new(
-            names::FEEDBACK_PENDING,
-            "Predictions remembered by request id, waiting for a label.",
+        let pending = registered(
+            registry,
+            IntGauge::new(
+                names::FEEDBACK_PENDING,
+                "Predictions remembered by request id, waiting for a label.",
+            )?,
         )?;
-        registry.register(Box::new(total.clone()))?;
-        registry.register(Box::new(pending.clone()))?;
         for r in [
             result::CORRECT,
             result::INCORRECT,

@@ -1,5 +1,6 @@
 //! The metric catalogue: every metric name in one place, and the live path's metric families,
-//! registered on the one `prometheus::Registry` that is built at start-up and passed down.
+//! registered on the one `prometheus::Registry` that is built at start-up and passed down
+//! (every component registers its families with [`registered`]).
 //!
 //! Label values always come from closed sets: route names from config, the [`Outcome`] and
 //! [`CodeClass`] enums, model names from config (later capped with an `other` bucket).
@@ -22,6 +23,16 @@ use prometheus::{
     core::Collector, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
     Registry,
 };
+
+/// Register `collector` on `registry` and hand it back, so a family is built, registered and
+/// kept in one expression instead of being listed a second time (as a clone) for the registry.
+pub fn registered<C: Collector + Clone + 'static>(
+    registry: &Registry,
+    collector: C,
+) -> prometheus::Result<C> {
+    registry.register(Box::new(collector.clone()))?;
+    Ok(collector)
+}
 
 /// Every metric name this crate exports. Dashboards and alert rules rely on these.
 ///
@@ -281,67 +292,76 @@ pub struct ProxyMetrics {
 
 impl ProxyMetrics {
     pub fn register(registry: &Registry, buckets: Vec<f64>) -> prometheus::Result<Self> {
-        let requests = IntCounterVec::new(
-            Opts::new(
-                names::REQUESTS_TOTAL,
-                "Live requests by route, model, response status class and outcome.",
-            ),
-            &["route", "model", "code_class", "outcome"],
+        let requests = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    names::REQUESTS_TOTAL,
+                    "Live requests by route, model, response status class and outcome.",
+                ),
+                &["route", "model", "code_class", "outcome"],
+            )?,
         )?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                names::REQUEST_DURATION_SECONDS,
-                "First request byte to last response byte, for requests the upstream answered.",
-            )
-            .buckets(buckets.clone()),
-            &["route", "model"],
+        let duration = registered(
+            registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    names::REQUEST_DURATION_SECONDS,
+                    "First request byte to last response byte, for requests the upstream answered.",
+                )
+                .buckets(buckets.clone()),
+                &["route", "model"],
+            )?,
         )?;
-        let ttfb = HistogramVec::new(
-            HistogramOpts::new(
-                names::TIME_TO_FIRST_BYTE_SECONDS,
-                "First request byte to the upstream's response headers.",
-            )
-            .buckets(buckets),
-            &["route", "model"],
+        let ttfb = registered(
+            registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    names::TIME_TO_FIRST_BYTE_SECONDS,
+                    "First request byte to the upstream's response headers.",
+                )
+                .buckets(buckets),
+                &["route", "model"],
+            )?,
         )?;
-        let quantile = GaugeVec::new(
-            Opts::new(
-                names::LATENCY_QUANTILE_SECONDS,
-                "Request duration quantile over a sliding window (sketch, 1% relative error).",
-            ),
-            &["route", "model", "window", "q"],
+        let quantile = registered(
+            registry,
+            GaugeVec::new(
+                Opts::new(
+                    names::LATENCY_QUANTILE_SECONDS,
+                    "Request duration quantile over a sliding window (sketch, 1% relative error).",
+                ),
+                &["route", "model", "window", "q"],
+            )?,
         )?;
-        let quantile_upper_bound = GaugeVec::new(
-            Opts::new(
-                names::LATENCY_QUANTILE_UPPER_BOUND_SECONDS,
-                "Upper confidence bound on the true latency quantile (binomial order statistic); \
-                 absent while the window has too few samples.",
-            ),
-            &["route", "model", "window", "q"],
+        let quantile_upper_bound = registered(
+            registry,
+            GaugeVec::new(
+                Opts::new(
+                    names::LATENCY_QUANTILE_UPPER_BOUND_SECONDS,
+                    "Upper confidence bound on the true latency quantile (binomial order statistic); \
+                     absent while the window has too few samples.",
+                ),
+                &["route", "model", "window", "q"],
+            )?,
         )?;
-        let window_samples = GaugeVec::new(
-            Opts::new(
-                names::LATENCY_WINDOW_SAMPLES,
-                "Requests in the sliding window behind the quantile gauges.",
-            ),
-            &["route", "model", "window"],
+        let window_samples = registered(
+            registry,
+            GaugeVec::new(
+                Opts::new(
+                    names::LATENCY_WINDOW_SAMPLES,
+                    "Requests in the sliding window behind the quantile gauges.",
+                ),
+                &["route", "model", "window"],
+            )?,
         )?;
-        let in_flight = IntGaugeVec::new(
-            Opts::new(names::IN_FLIGHT_REQUESTS, "Live requests being served now."),
-            &["route"],
+        let in_flight = registered(
+            registry,
+            IntGaugeVec::new(
+                Opts::new(names::IN_FLIGHT_REQUESTS, "Live requests being served now."),
+                &["route"],
+            )?,
         )?;
-        let collectors: [Box<dyn Collector>; 7] = [
-            Box::new(requests.clone()),
-            Box::new(duration.clone()),
-            Box::new(ttfb.clone()),
-            Box::new(quantile.clone()),
-            Box::new(quantile_upper_bound.clone()),
-            Box::new(window_samples.clone()),
-            Box::new(in_flight.clone()),
-        ];
-        for c in collectors {
-            registry.register(c)?;
-        }
         Ok(Self {
             requests,
             duration,
@@ -364,7 +384,7 @@ pub fn register_process_and_build_info(registry: &Registry) -> prometheus::Resul
         &["version"],
     )?;
     build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-    registry.register(Box::new(build))?;
+    registered(registry, build)?;
     #[cfg(target_os = "linux")]
     registry.register(Box::new(
         prometheus::process_collector::ProcessCollector::for_self(),

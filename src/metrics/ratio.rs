@@ -12,7 +12,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::{GaugeVec, Opts, Registry};
 use tokio::time::Instant;
 
-use super::window_label;
+use super::{registered, window_label};
 
 /// Outcomes of one series, counted per slot.
 #[derive(Debug)]
@@ -59,18 +59,19 @@ impl RatioGauge {
             .map(|&s| (Duration::from_secs(s), window_label(s)))
             .collect();
         let longest = windows.iter().map(|w| w.0).max().unwrap_or(slot);
-        let me = Self {
-            inner: Arc::new(Inner {
-                gauge,
-                origin: Instant::now(),
-                slot: slot.max(Duration::from_millis(1)),
-                windows,
-                longest,
-                series: Mutex::new(BTreeMap::new()),
-            }),
-        };
-        registry.register(Box::new(me.clone()))?;
-        Ok(me)
+        registered(
+            registry,
+            Self {
+                inner: Arc::new(Inner {
+                    gauge,
+                    origin: Instant::now(),
+                    slot: slot.max(Duration::from_millis(1)),
+                    windows,
+                    longest,
+                    series: Mutex::new(BTreeMap::new()),
+                }),
+            },
+        )
     }
 
     /// Record `hits` successes out of `total` outcomes for the series `labels` (without window).

@@ -6,10 +6,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use prometheus::{core::Collector, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use tokio::sync::{mpsc, watch};
 
-use crate::metrics::names;
+use crate::metrics::{names, registered};
 use crate::routes::config::{Protocol, RouteConfig};
 use crate::tap::config::InspectionConfig;
 
@@ -92,18 +92,22 @@ impl ProtocolMetrics {
         let rm = &["route", "model"];
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
             HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), rm)
+                .and_then(|h| registered(registry, h))
         };
         // 0.05 steps: calibration plots and "confidence fell below 0.5" alerts both read well.
         let confidence_buckets: Vec<f64> = (1..=20).map(|i| f64::from(i) * 0.05).collect();
         // Powers of two up to 4096 rows.
         let batch_buckets: Vec<f64> = (0..=12).map(|i| f64::from(1u32 << i)).collect();
         let m = Self {
-            predictions: IntCounterVec::new(
-                Opts::new(
-                    names::PREDICTIONS_TOTAL,
-                    "Predictions (one per batch row) by predicted class; classes past the cap are \"other\", regressions \"none\".",
-                ),
-                &["route", "model", "class"],
+            predictions: registered(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        names::PREDICTIONS_TOTAL,
+                        "Predictions (one per batch row) by predicted class; classes past the cap are \"other\", regressions \"none\".",
+                    ),
+                    &["route", "model", "class"],
+                )?,
             )?,
             confidence: histogram(
                 names::PREDICTION_CONFIDENCE,
@@ -111,12 +115,15 @@ impl ProtocolMetrics {
                 confidence_buckets,
             )?,
             batch_size: histogram(names::BATCH_SIZE, "Rows per inference request.", batch_buckets)?,
-            anomalies: IntCounterVec::new(
-                Opts::new(
-                    names::INPUT_ANOMALIES_TOTAL,
-                    "Input anomalies: NaN or infinite values, values outside configured feature bounds, shape or datatype changes against the first request seen.",
-                ),
-                &["route", "model", "kind"],
+            anomalies: registered(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        names::INPUT_ANOMALIES_TOTAL,
+                        "Input anomalies: NaN or infinite values, values outside configured feature bounds, shape or datatype changes against the first request seen.",
+                    ),
+                    &["route", "model", "kind"],
+                )?,
             )?,
             ttft: histogram(
                 names::TIME_TO_FIRST_TOKEN_SECONDS,
@@ -133,37 +140,31 @@ impl ProtocolMetrics {
                 "(Last content chunk - first) / (output tokens - 1), per streamed completion.",
                 latency_buckets,
             )?,
-            output_tokens: IntCounterVec::new(
-                Opts::new(names::OUTPUT_TOKENS_TOTAL, "Generated tokens (usage when reported, else streamed content chunks)."),
-                rm,
+            output_tokens: registered(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(names::OUTPUT_TOKENS_TOTAL, "Generated tokens (usage when reported, else streamed content chunks)."),
+                    rm,
+                )?,
             )?,
-            input_tokens: IntCounterVec::new(
-                Opts::new(names::INPUT_TOKENS_TOTAL, "Prompt tokens, as reported in usage."),
-                rm,
+            input_tokens: registered(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(names::INPUT_TOKENS_TOTAL, "Prompt tokens, as reported in usage."),
+                    rm,
+                )?,
             )?,
-            completions: IntCounterVec::new(
-                Opts::new(
-                    names::COMPLETIONS_TOTAL,
-                    "Completions (choices) by finish reason: stop, length, tool_calls, content_filter, function_call, other.",
-                ),
-                &["route", "model", "finish_reason"],
+            completions: registered(
+                registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        names::COMPLETIONS_TOTAL,
+                        "Completions (choices) by finish reason: stop, length, tool_calls, content_filter, function_call, other.",
+                    ),
+                    &["route", "model", "finish_reason"],
+                )?,
             )?,
         };
-        let collectors: [Box<dyn Collector>; 10] = [
-            Box::new(m.predictions.clone()),
-            Box::new(m.confidence.clone()),
-            Box::new(m.batch_size.clone()),
-            Box::new(m.anomalies.clone()),
-            Box::new(m.ttft.clone()),
-            Box::new(m.inter_token.clone()),
-            Box::new(m.per_output_token.clone()),
-            Box::new(m.output_tokens.clone()),
-            Box::new(m.input_tokens.clone()),
-            Box::new(m.completions.clone()),
-        ];
-        for c in collectors {
-            registry.register(c)?;
-        }
         Ok(m)
     }
 }

@@ -47,13 +47,13 @@ pub fn decode(ex: &Exchange<'_>, rule: &Rule) -> Result<Option<Inference>, Decod
         return Ok(None);
     }
     let response: Value = parse_lenient(ex.response)?;
-    let rows: Vec<&Value> = match required(&response, &rule.rows_pointer, "rows_pointer")? {
+    let rows: Vec<&Value> = match required(&response, &rule.cfg.rows_pointer, "rows_pointer")? {
         None => vec![&response],
         Some(Value::Array(rows)) => rows.iter().collect(),
         Some(_) => {
             return Err(DecodeError::Invalid(format!(
                 "rows_pointer {:?} is not an array",
-                rule.rows_pointer
+                rule.cfg.rows_pointer
             )))
         }
     };
@@ -62,14 +62,14 @@ pub fn decode(ex: &Exchange<'_>, rule: &Rule) -> Result<Option<Inference>, Decod
         .map(|row| prediction(row, rule))
         .collect::<Result<Vec<_>, _>>()?;
     // The model named in the response, else in the request (where OpenAI-style bodies have it).
-    let model = lookup(&response, &rule.model_pointer)
+    let model = lookup(&response, &rule.cfg.model_pointer)
         .and_then(model_name)
         .or_else(|| {
-            if rule.model_pointer.is_empty() {
+            if rule.cfg.model_pointer.is_empty() {
                 return None;
             }
             let request: Value = parse_lenient(ex.request).ok()?;
-            lookup(&request, &rule.model_pointer).and_then(model_name)
+            lookup(&request, &rule.cfg.model_pointer).and_then(model_name)
         });
     Ok(Some(Inference {
         model,
@@ -89,9 +89,9 @@ fn model_name(v: &Value) -> Option<String> {
 }
 
 fn prediction(row: &Value, rule: &Rule) -> Result<Prediction, DecodeError> {
-    let class = required(row, &rule.class_pointer, "class_pointer")?;
-    let score = required(row, &rule.score_pointer, "score_pointer")?;
-    let value = required(row, &rule.value_pointer, "value_pointer")?;
+    let class = required(row, &rule.cfg.class_pointer, "class_pointer")?;
+    let score = required(row, &rule.cfg.score_pointer, "score_pointer")?;
+    let value = required(row, &rule.cfg.value_pointer, "value_pointer")?;
     let mut p = Prediction::default();
     if let Some(c) = class {
         p.class = Some(match c {
@@ -101,7 +101,7 @@ fn prediction(row: &Value, rule: &Rule) -> Result<Prediction, DecodeError> {
             _ => {
                 return Err(DecodeError::Invalid(format!(
                     "class at {:?} is not a string or number",
-                    rule.class_pointer
+                    rule.cfg.class_pointer
                 )))
             }
         });
@@ -126,7 +126,7 @@ fn prediction(row: &Value, rule: &Rule) -> Result<Prediction, DecodeError> {
                 number(s).ok_or_else(|| DecodeError::Invalid("score must be a number".into()))?;
             if p.class.is_some() {
                 // The score of the class named at class_pointer.
-                p.confidence = Some(match rule.scores {
+                p.confidence = Some(match rule.cfg.scores {
                     ScoreKind::Probabilities => x,
                     ScoreKind::Logits => 1.0 / (1.0 + (-x).exp()),
                 });
@@ -148,16 +148,17 @@ fn prediction(row: &Value, rule: &Rule) -> Result<Prediction, DecodeError> {
 mod tests {
     use super::*;
     use crate::protocol::OwnedExchange;
+    use crate::routes::config::PredictionConfig;
 
     fn rule(rows: &str, class: &str, score: &str, value: &str) -> Rule {
-        Rule {
+        Rule::from(PredictionConfig {
             rows_pointer: rows.into(),
             class_pointer: class.into(),
             score_pointer: score.into(),
             value_pointer: value.into(),
             model_pointer: "/model".into(),
-            ..Rule::default()
-        }
+            ..PredictionConfig::default()
+        })
     }
 
     fn run(rule: &Rule, req: &str, resp: &str) -> Result<Option<Inference>, DecodeError> {
@@ -185,10 +186,8 @@ mod tests {
 
     #[test]
     fn rows_with_score_arrays_and_values() {
-        let r = Rule {
-            class_labels: vec!["neg".into(), "pos".into()],
-            ..rule("/predictions", "", "/probs", "/price")
-        };
+        let mut r = rule("/predictions", "", "/probs", "/price");
+        r.cfg.class_labels = vec!["neg".into(), "pos".into()];
         let inf = run(
             &r,
             r#"{"x": 1}"#,

@@ -74,10 +74,10 @@ pub fn decode(ex: &Exchange<'_>, rule: &Rule) -> Result<Option<Inference>, Decod
     let response: Response = parse_lenient(json)?;
     let outputs = tensors_of(response.outputs, binary)?;
 
-    let labels = pick(&outputs, &rule.label_output, |t| {
+    let labels = pick(&outputs, &rule.cfg.label_output, |t| {
         t.datatype == "BYTES" || (is_integer_datatype(&t.datatype) && t.datatype != "BOOL")
     })?;
-    let scores = pick(&outputs, &rule.score_output, |t| is_float(&t.datatype))?;
+    let scores = pick(&outputs, &rule.cfg.score_output, |t| is_float(&t.datatype))?;
     let predictions = rule.predictions(labels.map(|t| &t.matrix), scores.map(|t| &t.matrix))?;
     let batch = inputs
         .first()
@@ -239,7 +239,7 @@ fn inputs_of(tensors: &[Decoded]) -> Inputs {
 mod tests {
     use super::*;
     use crate::protocol::OwnedExchange;
-    use crate::routes::config::ScoreKind;
+    use crate::routes::config::{PredictionConfig, ScoreKind};
 
     const IRIS_REQUEST: &str = r#"{"inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]}], "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}"#;
 
@@ -293,21 +293,21 @@ mod tests {
         let resp = r#"{"model_name": "net", "outputs": [
             {"name": "embedding", "shape": [1, 2], "datatype": "FP32", "data": [[9, 9]]},
             {"name": "logits", "shape": [1, 3], "datatype": "FP32", "data": [[0.0, 2.0, 0.0]]}]}"#;
-        let rule = Rule {
+        let rule = Rule::from(PredictionConfig {
             score_output: "logits".into(),
             scores: ScoreKind::Logits,
             class_labels: vec!["a".into(), "b".into(), "c".into()],
-            ..Rule::default()
-        };
+            ..PredictionConfig::default()
+        });
         let inf = run(IRIS_REQUEST, resp, &rule).unwrap().unwrap();
         let p = &inf.predictions[0];
         assert_eq!(p.class.as_deref(), Some("b"));
         let e2 = 2f64.exp();
         assert!((p.confidence.unwrap() - e2 / (e2 + 2.0)).abs() < 1e-12);
-        let missing = Rule {
+        let missing = Rule::from(PredictionConfig {
             score_output: "nope".into(),
-            ..Rule::default()
-        };
+            ..PredictionConfig::default()
+        });
         assert!(run(IRIS_REQUEST, resp, &missing).is_err());
     }
 

@@ -226,7 +226,7 @@ pub mod fuzzing {
     use bytes::Bytes;
 
     use super::{decode, DecodeError, Inference, OwnedExchange, Rule};
-    use crate::routes::config::Protocol;
+    use crate::routes::config::{PredictionConfig, Protocol};
 
     /// The exchange a fuzz input stands for: the request body up to the first NUL byte, then
     /// the response; for `openai` the response is split into chunks at `\x01` bytes (1 ms apart)
@@ -262,14 +262,14 @@ pub mod fuzzing {
     /// The rule used for fuzzing: JSON pointers so the `json` adapter has work to do.
     pub fn rule(protocol: Protocol) -> Rule {
         match protocol {
-            Protocol::Json => Rule {
+            Protocol::Json => Rule::from(PredictionConfig {
                 rows_pointer: "/predictions".into(),
                 class_pointer: "/label".into(),
                 score_pointer: "/scores".into(),
                 value_pointer: "/value".into(),
                 model_pointer: "/model".into(),
-                ..Rule::default()
-            },
+                ..PredictionConfig::default()
+            }),
             _ => Rule::default(),
         }
     }

@@ -18,40 +18,30 @@ pub struct Prediction {
     pub value: Option<f64>,
 }
 
-/// A route's output rule, built once from its config.
+/// A route's output rule: its prediction section, which the adapters read (output names, class
+/// labels, JSON pointers), and how rows of scores become predictions.
 #[derive(Debug, Clone, Default)]
 pub struct Rule {
-    pub kind: PredictionKind,
-    pub scores: ScoreKind,
-    pub score_output: String,
-    pub label_output: String,
-    pub class_labels: Vec<String>,
-    pub model_pointer: String,
-    pub rows_pointer: String,
-    pub class_pointer: String,
-    pub score_pointer: String,
-    pub value_pointer: String,
+    /// The route's `[proxy.routes.prediction]` section as configured (validated at load); the
+    /// rule keeps it whole rather than copying it field by field.
+    pub cfg: PredictionConfig,
+}
+
+impl From<PredictionConfig> for Rule {
+    fn from(cfg: PredictionConfig) -> Self {
+        Self { cfg }
+    }
 }
 
 impl Rule {
     pub fn new(cfg: &PredictionConfig) -> Self {
-        Self {
-            kind: cfg.kind,
-            scores: cfg.scores,
-            score_output: cfg.score_output.clone(),
-            label_output: cfg.label_output.clone(),
-            class_labels: cfg.class_labels.clone(),
-            model_pointer: cfg.model_pointer.clone(),
-            rows_pointer: cfg.rows_pointer.clone(),
-            class_pointer: cfg.class_pointer.clone(),
-            score_pointer: cfg.score_pointer.clone(),
-            value_pointer: cfg.value_pointer.clone(),
-        }
+        Self::from(cfg.clone())
     }
 
     /// The class named by score index `idx`.
     pub fn class_name(&self, idx: usize) -> String {
-        self.class_labels
+        self.cfg
+            .class_labels
             .get(idx)
             .cloned()
             .unwrap_or_else(|| idx.to_string())
@@ -61,8 +51,8 @@ impl Rule {
     /// names one, else it is written as an integer.
     pub fn numeric_class(&self, x: f64) -> String {
         if x.fract() == 0.0 && x.is_finite() {
-            if x >= 0.0 && (x as usize) < self.class_labels.len() {
-                return self.class_labels[x as usize].clone();
+            if x >= 0.0 && (x as usize) < self.cfg.class_labels.len() {
+                return self.cfg.class_labels[x as usize].clone();
             }
             return format!("{}", x as i64);
         }
@@ -76,7 +66,7 @@ impl Rule {
             return None;
         }
         if let [s] = scores {
-            let p = match self.scores {
+            let p = match self.cfg.scores {
                 ScoreKind::Probabilities => *s,
                 ScoreKind::Logits => 1.0 / (1.0 + (-s).exp()),
             };
@@ -87,7 +77,7 @@ impl Rule {
                 (0, &scores[0]),
                 |best, (i, s)| if s > best.1 { (i, s) } else { best },
             );
-        let confidence = match self.scores {
+        let confidence = match self.cfg.scores {
             ScoreKind::Probabilities => max,
             ScoreKind::Logits => {
                 if max.is_infinite() {
@@ -103,7 +93,7 @@ impl Rule {
 
     /// Whether the outputs make a classification.
     fn classifies(&self, labels: Option<&Matrix>, scores: Option<&Matrix>) -> bool {
-        match self.kind {
+        match self.cfg.kind {
             PredictionKind::Classification => true,
             PredictionKind::Regression => false,
             PredictionKind::Auto => labels.is_some() || scores.is_some_and(|s| s.width > 1),
@@ -184,10 +174,10 @@ mod tests {
     fn argmax_probability_and_softmax() {
         let rule = Rule::default();
         assert_eq!(rule.classify(&[0.1, 0.7, 0.2]), Some((1, 0.7)));
-        let logits = Rule {
+        let logits = Rule::from(PredictionConfig {
             scores: ScoreKind::Logits,
-            ..Rule::default()
-        };
+            ..PredictionConfig::default()
+        });
         let (idx, c) = logits.classify(&[1.0, 3.0, 1.0]).unwrap();
         let e = 1f64.exp();
         let e3 = 3f64.exp();
@@ -204,10 +194,10 @@ mod tests {
 
     #[test]
     fn rows_become_predictions() {
-        let rule = Rule {
+        let rule = Rule::from(PredictionConfig {
             class_labels: vec!["setosa".into(), "versicolor".into(), "virginica".into()],
-            ..Rule::default()
-        };
+            ..PredictionConfig::default()
+        });
         let scores = m(2, 3, vec![0.8, 0.1, 0.1, 0.1, 0.2, 0.7]);
         let p = rule.predictions(None, Some(&scores)).unwrap();
         assert_eq!(p[0].class.as_deref(), Some("setosa"));

@@ -180,8 +180,8 @@ fn predict_rows(rows: &[Value], rule: &Rule) -> Result<Vec<Prediction>, DecodeEr
     for row in rows {
         let (label, score) = match row {
             Value::Object(o) => (
-                named(o, &rule.label_output, &LABEL_KEYS),
-                named(o, &rule.score_output, &SCORE_KEYS),
+                named(o, &rule.cfg.label_output, &LABEL_KEYS),
+                named(o, &rule.cfg.score_output, &SCORE_KEYS),
             ),
             Value::String(_) => (Some(row), None),
             _ => (None, Some(row)),

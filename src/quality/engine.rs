@@ -1,7 +1,9 @@
-//! The quality engine: one task that drains pushed observations, samples the pull signals
-//! (request error fraction and windowed p99 per route, read from the live path's existing
-//! counters and sketches, so the live path does no extra work), forms subgroups, runs Phase I
-//! then the charts, runs the drift tests, and sets the metrics.
+//! The quality engine: one task that drains pushed observations into the charts and drift tests
+//! that read them, ends every chart's subgroup interval on time (a pull signal is sampled then:
+//! request error fraction and windowed p99 per route, read from the live path's existing
+//! counters and sketches, so the live path does no extra work), and saves what Phase I learned.
+//! A chart's own work is in `chart_runtime.rs`, a drift test's in `drift_runtime.rs`, the pull
+//! signals in `pull.rs`.
 //!
 //! Clock-injected: [`Engine::push`] and [`Engine::tick`] take `now`, so tests drive it with a
 //! paused tokio clock or explicit instants; [`Engine::run`] is the loop around them.
@@ -12,98 +14,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{Gauge, IntCounter, IntGauge, Registry};
+use prometheus::Registry;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::config::{
-    parse_signal, ChartConfig, ChartKind, DriftConfig, EwmaLimits, QualityConfig, SignalRef,
-};
-use super::cusum::Cusum;
-use super::drift;
-use super::ewma::Ewma;
+use super::chart_runtime::{ChartRuntime, Source};
+use super::config::{parse_signal, QualityConfig, SignalRef};
+use super::drift_runtime::DriftRuntime;
 use super::figures::RouteFigures;
 use super::metrics::QualityMetrics;
-use super::pchart::PChart;
-use super::phase::{self, Baseline, SavedBaseline, SavedReference, State};
-use super::shewhart::{Shewhart, WeRules};
+use super::phase::{Baseline, SavedBaseline, SavedReference, State};
+use super::pull::Pull;
 use super::signal::{Observation, SignalSender};
-use super::subgroup::{Closed, Subgrouper};
-use super::{Chart, Point, QualityError, Rule, Rules};
+use super::QualityError;
 
-/// Most classes a categorical drift signal distinguishes; larger indices share the last bin.
-pub const MAX_CLASSES: usize = 64;
-
-/// Where a chart's observations come from.
-enum Source {
-    /// `request_error:<route>`: deltas of the route's (total, failed) counters per interval.
-    RequestError {
-        figures: Arc<dyn RouteFigures>,
-        route: String,
-        last: (u64, u64),
-    },
-    /// `latency_p99:<route>`: the route sketch's p99 over the last interval.
-    LatencyP99 {
-        figures: Arc<dyn RouteFigures>,
-        route: String,
-    },
-    Pushed,
-}
-
-enum Running {
-    Shewhart(Shewhart),
-    Ewma(Ewma),
-    Cusum(Cusum),
-    P(PChart),
-}
-
-enum Phase {
-    One {
-        groups: Vec<Closed>,
-        bad: u64,
-        n: u64,
-        subgroups: u64,
-    },
-    Two {
-        baseline: Baseline,
-        chart: Running,
-    },
-}
-
-struct Handles {
-    statistic: Gauge,
-    center: Gauge,
-    upper: Gauge,
-    lower: Gauge,
-    alarm: IntGauge,
-    phase1: IntGauge,
-    alarms: Vec<(Rule, IntCounter)>,
-}
-
-struct ChartRuntime {
-    cfg: ChartConfig,
-    source: Source,
-    interval: Duration,
-    next_due: Instant,
-    sub: Subgrouper,
-    /// A pushed 0/1 signal's current subgroup: (bad, n).
-    counts: (u64, u64),
-    phase: Phase,
-    alarm_on: bool,
-    since_signal: u64,
-    handles: Handles,
-}
-
-struct DriftRuntime {
-    cfg: DriftConfig,
-    reference: Vec<f64>,
-    ready: bool,
-    edges: Vec<f64>,
-    reference_counts: Vec<u64>,
-    window: Vec<f64>,
-    alarm_on: bool,
-    m: QualityMetrics,
-}
+pub use super::drift_runtime::MAX_CLASSES;
 
 /// Where one pushed signal's observations go.
 #[derive(Default, Clone)]
@@ -138,12 +63,6 @@ impl Engine {
             Some(p) => State::load(p)?,
             None => State::default(),
         };
-        // A pull signal's route must exist; its totals now are the first interval's start.
-        let totals = |name: &str| -> Result<(u64, u64), QualityError> {
-            routes
-                .totals(name)
-                .ok_or_else(|| QualityError::Invalid(format!("no route named {name:?}")))
-        };
 
         let mut ids: HashMap<String, u16> = HashMap::new();
         let mut targets: Vec<Targets> = Vec::new();
@@ -159,94 +78,20 @@ impl Engine {
         let mut charts = Vec::new();
         for (i, c) in cfg.charts.iter().enumerate() {
             let source = match parse_signal(&c.signal) {
-                SignalRef::RequestError(r) => Source::RequestError {
-                    last: totals(r)?,
-                    figures: routes.clone(),
-                    route: r.to_string(),
-                },
-                SignalRef::LatencyP99(r) => {
-                    totals(r)?;
-                    Source::LatencyP99 {
-                        figures: routes.clone(),
-                        route: r.to_string(),
-                    }
-                }
+                SignalRef::RequestError(r) => Source::Pull(Pull::request_error(&routes, r)?),
+                SignalRef::LatencyP99(r) => Source::Pull(Pull::latency_p99(&routes, r)?),
                 SignalRef::Pushed(name) => {
                     let id = pushed_id(name, &mut targets);
                     targets[id].charts.push(i);
                     Source::Pushed
                 }
             };
-            let labels = [c.name.as_str(), c.signal.as_str()];
-            let rules: Vec<Rule> = match c.kind {
-                ChartKind::Shewhart => {
-                    let mut r = vec![Rule::Limit];
-                    if c.we_two_of_three {
-                        r.push(Rule::We2);
-                    }
-                    if c.we_four_of_five {
-                        r.push(Rule::We3);
-                    }
-                    if c.we_eight_in_a_row {
-                        r.push(Rule::We4);
-                    }
-                    r
-                }
-                ChartKind::Ewma | ChartKind::P => vec![Rule::Limit],
-                ChartKind::Cusum => vec![Rule::CusumUpper, Rule::CusumLower],
-            };
-            let handles = Handles {
-                statistic: m.statistic.with_label_values(&labels),
-                center: m.center.with_label_values(&labels),
-                upper: m.upper.with_label_values(&labels),
-                lower: m.lower.with_label_values(&labels),
-                alarm: m.alarm.with_label_values(&labels),
-                phase1: m.phase1.with_label_values(&labels),
-                alarms: rules
-                    .into_iter()
-                    .map(|r| {
-                        (
-                            r,
-                            m.alarms
-                                .with_label_values(&[labels[0], labels[1], r.as_str()]),
-                        )
-                    })
-                    .collect(),
-            };
-            let fixed = fixed_baseline(c);
             let saved = state
                 .charts
                 .get(&c.name)
                 .filter(|s| s.signal == c.signal && s.kind == c.kind.as_str())
                 .map(|s| s.baseline);
-            let phase = match fixed.or(saved) {
-                Some(baseline) => Phase::Two {
-                    chart: running(c, &baseline),
-                    baseline,
-                },
-                None => Phase::One {
-                    groups: Vec::new(),
-                    bad: 0,
-                    n: 0,
-                    subgroups: 0,
-                },
-            };
-            handles
-                .phase1
-                .set(i64::from(matches!(phase, Phase::One { .. })));
-            let interval = Duration::from_secs_f64(c.subgroup_interval_secs);
-            charts.push(ChartRuntime {
-                cfg: c.clone(),
-                source,
-                interval,
-                next_due: now + interval,
-                sub: Subgrouper::new(c.subgroup_size),
-                counts: (0, 0),
-                phase,
-                alarm_on: false,
-                since_signal: 0,
-                handles,
-            });
+            charts.push(ChartRuntime::new(c, source, &m, saved, now));
         }
 
         let mut drifts = Vec::new();
@@ -255,23 +100,8 @@ impl Engine {
                 let id = pushed_id(name, &mut targets);
                 targets[id].drifts.push(i);
             }
-            let mut rt = DriftRuntime {
-                cfg: d.clone(),
-                reference: Vec::with_capacity(d.reference_size),
-                ready: false,
-                edges: Vec::new(),
-                reference_counts: Vec::new(),
-                window: Vec::with_capacity(d.window_size),
-                alarm_on: false,
-                m: m.clone(),
-            };
-            if let Some(saved) = state.references.get(&d.signal) {
-                if saved.values.len() == d.reference_size {
-                    rt.reference = saved.values.clone();
-                    rt.finish_reference();
-                }
-            }
-            drifts.push(rt);
+            let saved = state.references.get(&d.signal);
+            drifts.push(DriftRuntime::new(d, m.clone(), saved));
         }
 
         let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
@@ -408,332 +238,10 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A baseline fixed in config, if it is complete (p: `center`; others: `center` and `sigma`).
-fn fixed_baseline(c: &ChartConfig) -> Option<Baseline> {
-    let center = c.center?;
-    let sigma = match c.kind {
-        ChartKind::P => (center * (1.0 - center)).sqrt(),
-        _ => c.sigma?,
-    };
-    Some(Baseline {
-        center,
-        sigma,
-        subgroups: 0,
-        observations: 0,
-    })
-}
-
-fn running(c: &ChartConfig, b: &Baseline) -> Running {
-    match c.kind {
-        ChartKind::Shewhart => Running::Shewhart(Shewhart::new(
-            c.limit,
-            WeRules {
-                two_of_three: c.we_two_of_three,
-                four_of_five: c.we_four_of_five,
-                eight_in_a_row: c.we_eight_in_a_row,
-            },
-        )),
-        ChartKind::Ewma => Running::Ewma(Ewma::new(
-            c.lambda,
-            c.limit,
-            c.ewma_limits == EwmaLimits::Exact,
-        )),
-        ChartKind::Cusum => Running::Cusum(Cusum::new(c.k, c.h)),
-        ChartKind::P => Running::P(PChart::new(b.center, c.limit)),
-    }
-}
-
-impl ChartRuntime {
-    /// A pushed observation; returns a baseline if it completed Phase I.
-    fn push(&mut self, value: f64) -> Option<Baseline> {
-        if self.cfg.kind == ChartKind::P {
-            if !value.is_finite() {
-                return None;
-            }
-            self.counts.0 += u64::from(value >= 0.5);
-            self.counts.1 += 1;
-            if self.cfg.subgroup_size > 0 && self.counts.1 >= self.cfg.subgroup_size {
-                let (bad, n) = std::mem::take(&mut self.counts);
-                return self.fraction(bad, n);
-            }
-            return None;
-        }
-        let closed = self.sub.push(value)?;
-        self.subgroup(closed)
-    }
-
-    /// The end of a subgroup interval.
-    fn close_interval(&mut self, now: Instant) -> Option<Baseline> {
-        match &mut self.source {
-            Source::RequestError {
-                figures,
-                route,
-                last,
-            } => {
-                let (total, failed) = figures.totals(route).unwrap_or(*last);
-                let n = total.saturating_sub(last.0);
-                let bad = failed.saturating_sub(last.1);
-                *last = (total, failed);
-                self.fraction(bad, n)
-            }
-            Source::LatencyP99 { figures, route } => {
-                let p99 = figures.p99(route, self.interval, now);
-                let closed = p99.and_then(|v| {
-                    self.sub.push(v);
-                    self.sub.flush()
-                })?;
-                self.subgroup(closed)
-            }
-            Source::Pushed if self.cfg.kind == ChartKind::P => {
-                let (bad, n) = std::mem::take(&mut self.counts);
-                self.fraction(bad, n)
-            }
-            Source::Pushed => {
-                let closed = self.sub.flush()?;
-                self.subgroup(closed)
-            }
-        }
-    }
-
-    fn fraction(&mut self, bad: u64, n: u64) -> Option<Baseline> {
-        if n == 0 {
-            return None;
-        }
-        match &mut self.phase {
-            Phase::One {
-                bad: b,
-                n: total,
-                subgroups,
-                ..
-            } => {
-                *b += bad;
-                *total += n;
-                *subgroups += 1;
-                if *subgroups < self.cfg.phase1_subgroups {
-                    return None;
-                }
-                let baseline = phase::estimate_fraction(*b, *total, *subgroups)?;
-                self.enter_phase_two(baseline);
-                Some(baseline)
-            }
-            Phase::Two {
-                chart: Running::P(chart),
-                ..
-            } => {
-                if let Some(point) = chart.observe(bad, n) {
-                    self.plot(point);
-                }
-                None
-            }
-            Phase::Two { .. } => None,
-        }
-    }
-
-    fn subgroup(&mut self, closed: Closed) -> Option<Baseline> {
-        match &mut self.phase {
-            Phase::One { groups, .. } => {
-                groups.push(closed);
-                if (groups.len() as u64) < self.cfg.phase1_subgroups {
-                    return None;
-                }
-                match phase::estimate_continuous(groups) {
-                    Some(baseline) => {
-                        self.enter_phase_two(baseline);
-                        Some(baseline)
-                    }
-                    None => {
-                        // No usable sigma yet (e.g. every value equal): keep learning on a
-                        // sliding set of the most recent subgroups.
-                        groups.remove(0);
-                        None
-                    }
-                }
-            }
-            Phase::Two { baseline, chart } => {
-                let se = baseline.sigma / (closed.n as f64).sqrt();
-                let z = (closed.mean - baseline.center) / se;
-                let point = match chart {
-                    Running::Shewhart(c) => {
-                        let p = c.observe(z);
-                        // Shewhart in the signal's own units.
-                        Point {
-                            statistic: closed.mean,
-                            center: baseline.center,
-                            upper: baseline.center + c.limit() * se,
-                            lower: baseline.center - c.limit() * se,
-                            fired: p.fired,
-                        }
-                    }
-                    Running::Ewma(c) => c.observe(z),
-                    Running::Cusum(c) => c.observe(z),
-                    Running::P(_) => return None,
-                };
-                self.plot(point);
-                None
-            }
-        }
-    }
-
-    fn enter_phase_two(&mut self, baseline: Baseline) {
-        self.phase = Phase::Two {
-            chart: running(&self.cfg, &baseline),
-            baseline,
-        };
-        self.handles.phase1.set(0);
-    }
-
-    fn plot(&mut self, p: Point) {
-        let h = &self.handles;
-        h.statistic.set(p.statistic);
-        h.center.set(p.center);
-        h.upper.set(p.upper);
-        h.lower.set(p.lower);
-        if p.fired.any() {
-            for (rule, counter) in &h.alarms {
-                if p.fired.contains(*rule) {
-                    counter.inc();
-                }
-            }
-            self.since_signal = 0;
-            if !self.alarm_on {
-                self.alarm_on = true;
-                h.alarm.set(1);
-                tracing::warn!(
-                    chart = %self.cfg.name,
-                    signal = %self.cfg.signal,
-                    rules = %rule_list(p.fired),
-                    statistic = p.statistic,
-                    upper = p.upper,
-                    lower = p.lower,
-                    "spc alarm"
-                );
-            }
-        } else if self.alarm_on {
-            self.since_signal += 1;
-            if self.since_signal >= self.cfg.clear_after_subgroups {
-                self.alarm_on = false;
-                h.alarm.set(0);
-                tracing::info!(
-                    chart = %self.cfg.name,
-                    signal = %self.cfg.signal,
-                    "spc alarm cleared"
-                );
-            }
-        }
-    }
-}
-
-fn rule_list(r: Rules) -> String {
-    r.iter().map(Rule::as_str).collect::<Vec<_>>().join(",")
-}
-
-impl DriftRuntime {
-    /// Returns true when this observation completed the reference (to be saved).
-    fn push(&mut self, value: f64) -> bool {
-        if !value.is_finite() {
-            return false;
-        }
-        if !self.ready {
-            self.reference.push(value);
-            if self.reference.len() >= self.cfg.reference_size {
-                self.finish_reference();
-                return true;
-            }
-            return false;
-        }
-        self.window.push(value);
-        if self.window.len() >= self.cfg.window_size {
-            self.test();
-            self.window.clear();
-        }
-        false
-    }
-
-    fn finish_reference(&mut self) {
-        self.ready = true;
-        let labels = [self.cfg.signal.as_str()];
-        if self.cfg.categorical {
-            self.reference_counts = class_counts(&self.reference);
-        } else {
-            self.edges = drift::psi_edges(&self.reference, self.cfg.bins);
-            self.reference_counts = drift::bin_counts(&self.edges, &self.reference);
-            let bins = self.edges.len() + 1;
-            self.m
-                .psi_threshold
-                .with_label_values(&labels)
-                .set(drift::psi_threshold(
-                    self.reference.len(),
-                    self.cfg.window_size,
-                    bins,
-                    self.cfg.alpha,
-                ));
-        }
-    }
-
-    fn test(&mut self) {
-        let labels = [self.cfg.signal.as_str()];
-        let alpha = self.cfg.alpha;
-        let drifted = if self.cfg.categorical {
-            let current = class_counts(&self.window);
-            let c = drift::chi_square(&self.reference_counts, &current);
-            self.m
-                .chi_square_p_value
-                .with_label_values(&labels)
-                .set(c.p_value);
-            self.m
-                .psi
-                .with_label_values(&labels)
-                .set(drift::psi(&self.reference_counts, &current));
-            c.p_value < alpha
-        } else {
-            let current = drift::bin_counts(&self.edges, &self.window);
-            let psi = drift::psi(&self.reference_counts, &current);
-            let threshold = drift::psi_threshold(
-                self.reference.len(),
-                self.window.len(),
-                self.edges.len() + 1,
-                alpha,
-            );
-            let ks = drift::ks_two_sample(&self.reference, &self.window);
-            self.m.psi.with_label_values(&labels).set(psi);
-            self.m
-                .ks_statistic
-                .with_label_values(&labels)
-                .set(ks.statistic);
-            self.m.ks_p_value.with_label_values(&labels).set(ks.p_value);
-            psi > threshold || ks.p_value < alpha
-        };
-        self.m
-            .drift_alarm
-            .with_label_values(&labels)
-            .set(i64::from(drifted));
-        if drifted != self.alarm_on {
-            self.alarm_on = drifted;
-            if drifted {
-                tracing::warn!(signal = %self.cfg.signal, "drift alarm");
-            } else {
-                tracing::info!(signal = %self.cfg.signal, "drift alarm cleared");
-            }
-        }
-    }
-}
-
-fn class_counts(values: &[f64]) -> Vec<u64> {
-    let mut counts = vec![0u64; MAX_CLASSES];
-    for &v in values {
-        let class = if v.is_finite() && v >= 0.0 {
-            (v.round() as usize).min(MAX_CLASSES - 1)
-        } else {
-            MAX_CLASSES - 1
-        };
-        counts[class] += 1;
-    }
-    counts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quality::config::{ChartConfig, ChartKind, DriftConfig};
     use crate::quality::NoRoutes;
 
     fn engine(

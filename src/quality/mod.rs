@@ -12,8 +12,10 @@
 //! - [`arl`]: run-length analysis (`inferwatch spc arl|calibrate`): simulation of the same chart
 //!   code the daemon runs, beside exact values (closed form, Markov chains).
 //! - [`signal`]: the bounded queue other modules push observations into ([`SignalSender`]).
-//! - [`engine`]: the task that samples pull signals, drains the queue, runs charts and drift
-//!   tests, and exports the metrics ([`metrics`]).
+//! - [`engine`]: the task that drains the queue and ends subgroup intervals, dispatching to
+//!   `chart_runtime` (one chart: subgroups, Phase I, the chart, its alarm and metrics),
+//!   `drift_runtime` (one drift test) and `pull` (the `request_error` and `latency_p99` signals,
+//!   read through [`RouteFigures`]); the metrics are in [`metrics`].
 //! - [`config`]: the `[quality]` config section.
 //!
 //! After a chart signals it restarts (statistic back to the centre, rule history cleared), as the
@@ -22,15 +24,18 @@
 //! signal so that a sustained shift (which re-signals every ~ARL1 subgroups) reads as one alarm.
 
 pub mod arl;
+mod chart_runtime;
 pub mod config;
 pub mod cusum;
 pub mod drift;
+mod drift_runtime;
 pub mod engine;
 pub mod ewma;
 pub mod figures;
 pub mod metrics;
 pub mod pchart;
 pub mod phase;
+mod pull;
 pub mod shewhart;
 pub mod signal;
 pub mod subgroup;

@@ -2,6 +2,9 @@
 
 use std::collections::BTreeMap;
 
+/// How text answers are compared (owned by the comparison code in `crate::client::compare`).
+pub use crate::client::compare::TextMatch;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::checks::{
@@ -49,16 +52,6 @@ pub enum ShadowKind {
     Http,
     /// A local ONNX model run in-process.
     Onnx,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum TextMatch {
-    /// Byte-for-byte equal.
-    Exact,
-    /// Equal after lower-casing, trimming and collapsing white space.
-    #[default]
-    Normalized,
 }
 
 /// `[[shadow.targets]]`

@@ -7,7 +7,6 @@
 //! without waiting (`max_in_flight`), and every replay runs under a timeout. A full queue, a
 //! target with no free slot, a hung or refusing target: each drops and counts, nothing waits.
 
-pub mod compare;
 pub mod config;
 pub mod onnx;
 
@@ -23,16 +22,15 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::canary::answer::{self, Answer};
-use crate::canary::client::{self, HttpClient};
 use crate::canary::config::AccuracyConfig;
-use crate::metrics::{names, RatioGauge};
+use crate::client::compare::{compare, Tolerance, Verdict};
+use crate::client::{self, answer, Answer, HttpClient};
+use crate::metrics::{names, registered, RatioGauge};
 use crate::protocol::{CaptureHook, Inputs, Rule, Seen};
 use crate::quality::signal::SignalHandle;
 use crate::quality::SignalSender;
 use crate::routes::config::{Protocol, RouteConfig};
 
-use compare::{compare, Tolerance, Verdict};
 use config::{ShadowConfig, ShadowKind};
 use onnx::{OnnxError, OnnxJob, OnnxPool};
 
@@ -70,43 +68,51 @@ impl ShadowMetrics {
         accuracy: &AccuracyConfig,
         latency_buckets: Vec<f64>,
     ) -> prometheus::Result<Self> {
-        let requests = IntCounterVec::new(
-            Opts::new(
-                names::SHADOW_REQUESTS_TOTAL,
-                "Sampled live requests replayed to a shadow target, by outcome: ok, error, timeout, dropped (queue full or max_in_flight reached).",
-            ),
-            &["target", "outcome"],
+        let requests = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    names::SHADOW_REQUESTS_TOTAL,
+                    "Sampled live requests replayed to a shadow target, by outcome: ok, error, timeout, dropped (queue full or max_in_flight reached).",
+                ),
+                &["target", "outcome"],
+            )?,
         )?;
-        let comparisons = IntCounterVec::new(
-            Opts::new(
-                names::SHADOW_COMPARISONS_TOTAL,
-                "Live answer against shadow answer, per batch row (and per generated text): agree, disagree, incomparable.",
-            ),
-            &["target", "result"],
+        let comparisons = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    names::SHADOW_COMPARISONS_TOTAL,
+                    "Live answer against shadow answer, per batch row (and per generated text): agree, disagree, incomparable.",
+                ),
+                &["target", "result"],
+            )?,
         )?;
         // Powers of ten from 1e-9 to 100: float noise, small drifts and wholly different
         // numbers land in different buckets.
         let divergence_buckets: Vec<f64> = (-9..=2).map(|e| 10f64.powi(e)).collect();
-        let divergence = HistogramVec::new(
-            HistogramOpts::new(
-                names::SHADOW_DIVERGENCE,
-                "Largest difference per request between live and shadow numbers (regression values; probabilities of agreed classes): measure abs or rel.",
-            )
-            .buckets(divergence_buckets),
-            &["target", "measure"],
+        let divergence = registered(
+            registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    names::SHADOW_DIVERGENCE,
+                    "Largest difference per request between live and shadow numbers (regression values; probabilities of agreed classes): measure abs or rel.",
+                )
+                .buckets(divergence_buckets),
+                &["target", "measure"],
+            )?,
         )?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                names::SHADOW_DURATION_SECONDS,
-                "Time of one shadow replay that produced an answer (HTTP round trip or ONNX run, queueing included).",
-            )
-            .buckets(latency_buckets),
-            &["target"],
+        let duration = registered(
+            registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    names::SHADOW_DURATION_SECONDS,
+                    "Time of one shadow replay that produced an answer (HTTP round trip or ONNX run, queueing included).",
+                )
+                .buckets(latency_buckets),
+                &["target"],
+            )?,
         )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(comparisons.clone()))?;
-        registry.register(Box::new(divergence.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
         let agreement = RatioGauge::register(
             registry,
             names::SHADOW_AGREEMENT_RATIO,
@@ -215,7 +221,7 @@ impl Shadow {
             None
         };
         let metrics = ShadowMetrics::register(registry, accuracy, latency_buckets)?;
-        let http = client::client(connect_timeout);
+        let http = client::new(connect_timeout);
         let mut targets = Vec::new();
         let mut sampled: HashMap<String, Vec<(usize, f64)>> = HashMap::new();
         for (i, t) in s.targets.iter().enumerate() {

@@ -13,7 +13,7 @@ use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::config::ShadowTargetConfig;
-use crate::canary::answer::Answer;
+use crate::client::Answer;
 use crate::protocol::tensor::{Matrix, Values};
 use crate::protocol::{Inputs, Rule};
 

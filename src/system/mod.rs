@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus::{core::Collector, Counter, Gauge, Opts, Registry};
+use prometheus::{Counter, Gauge, Opts, Registry};
 use sysinfo::{
     CpuRefreshKind, MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, System,
     UpdateKind,
@@ -20,7 +20,7 @@ use sysinfo::{
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
-use crate::metrics::names;
+use crate::metrics::{names, registered};
 use config::SystemConfig;
 
 /// What the last system sample found of the model server.
@@ -65,7 +65,9 @@ struct SystemMetrics {
 
 impl SystemMetrics {
     fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let g = |name: &str, help: &str| Gauge::with_opts(Opts::new(name, help));
+        let g = |name: &str, help: &str| {
+            Gauge::with_opts(Opts::new(name, help)).and_then(|g| registered(registry, g))
+        };
         let m = Self {
             up: g(
                 names::MODEL_SERVER_UP,
@@ -75,10 +77,13 @@ impl SystemMetrics {
                 names::MODEL_SERVER_PROCESSES,
                 "Processes counted as the model server (the process and, if configured, its children).",
             )?,
-            cpu_seconds: Counter::with_opts(Opts::new(
-                names::MODEL_SERVER_CPU_SECONDS_TOTAL,
-                "User + system CPU seconds of the model server's processes.",
-            ))?,
+            cpu_seconds: registered(
+                registry,
+                Counter::with_opts(Opts::new(
+                    names::MODEL_SERVER_CPU_SECONDS_TOTAL,
+                    "User + system CPU seconds of the model server's processes.",
+                ))?,
+            )?,
             memory: g(
                 names::MODEL_SERVER_RESIDENT_MEMORY_BYTES,
                 "Resident memory of the model server's processes.",
@@ -94,19 +99,6 @@ impl SystemMetrics {
             host_memory_used: g(names::HOST_MEMORY_USED_BYTES, "Host memory in use.")?,
             host_memory_total: g(names::HOST_MEMORY_TOTAL_BYTES, "Host memory installed.")?,
         };
-        let collectors: [Box<dyn Collector>; 8] = [
-            Box::new(m.up.clone()),
-            Box::new(m.processes.clone()),
-            Box::new(m.cpu_seconds.clone()),
-            Box::new(m.memory.clone()),
-            Box::new(m.threads.clone()),
-            Box::new(m.host_cpu.clone()),
-            Box::new(m.host_memory_used.clone()),
-            Box::new(m.host_memory_total.clone()),
-        ];
-        for c in collectors {
-            registry.register(c)?;
-        }
         Ok(m)
     }
 }

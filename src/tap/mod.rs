@@ -14,7 +14,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::metrics::names;
+use crate::metrics::{names, registered};
 use crate::routes::RouteInfo;
 use config::InspectionConfig;
 
@@ -79,14 +79,16 @@ impl InspectionMetrics {
     pub const SKIPPED_ENDPOINT: &'static str = "skipped_endpoint";
 
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let total = IntCounterVec::new(
-            Opts::new(
-                names::INSPECTION_TOTAL,
-                "Tapped exchanges by result: parsed, malformed, skipped_too_large, dropped_queue_full.",
-            ),
-            &["route", "result"],
+        let total = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    names::INSPECTION_TOTAL,
+                    "Tapped exchanges by result: parsed, malformed, skipped_too_large, dropped_queue_full.",
+                ),
+                &["route", "result"],
+            )?,
         )?;
-        registry.register(Box::new(total.clone()))?;
         Ok(Self { total })
     }
 

@@ -2,8 +2,20 @@
 //! values, or the probability of an agreed class) agree within tolerance, and their absolute
 //! and relative differences are the divergence; generated text matches exactly or normalized.
 
-use super::config::TextMatch;
-use crate::canary::answer::{close, normalize, Answer};
+use serde::{Deserialize, Serialize};
+
+use super::answer::{close, normalize, Answer};
+
+/// How text answers are compared (`[[shadow.targets]] text_match`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TextMatch {
+    /// Byte-for-byte equal.
+    Exact,
+    /// Equal after lower-casing, trimming and collapsing white space.
+    #[default]
+    Normalized,
+}
 
 /// What one comparison came to (`result` label of `inferwatch_shadow_comparisons_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

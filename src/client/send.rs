@@ -1,6 +1,7 @@
-//! The small HTTP client the probers and HTTP shadow targets share: its own connection pool
-//! (never the proxy's, so probes and shadows cannot take live connections), a whole-exchange
-//! timeout, a cap on the answer's size, and headers whose secret values come from files.
+//! The small HTTP client the probers, HTTP shadow targets and the demo's traffic share: its own
+//! connection pool (never the proxy's, so probes and shadows cannot take live connections), a
+//! whole-exchange timeout, a cap on the answer's size, and headers whose secret values come from
+//! files.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,8 +14,8 @@ use hyper_util::rt::TokioExecutor;
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-/// A client with `connect_timeout` on its TCP connects and a small idle pool.
-pub fn client(connect_timeout: Duration) -> HttpClient {
+/// A client with `connect_timeout` on its TCP connects and a small idle pool (probes, shadows).
+pub fn new(connect_timeout: Duration) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_nodelay(true);
@@ -23,6 +24,18 @@ pub fn client(connect_timeout: Duration) -> HttpClient {
         // so a restarted server is reached on a fresh socket soon.
         .pool_max_idle_per_host(4)
         .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector)
+}
+
+/// A pooled client for a stream of requests (the demo's traffic): connections are reused across
+/// requests like a real client's, however many are open at once.
+pub fn traffic() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    // Small requests must not wait for Nagle's timer; that would show up as fake latency.
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
         .build(connector)
 }
 
