@@ -17,6 +17,7 @@
 //! - [`feedback`]: ground-truth labels posted later, joined to recent predictions.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener.
 //! - [`systemd`]: `sd_notify` (READY, WATCHDOG, STOPPING) without libsystemd.
+//! - [`cli`]: what the subcommands share (exit codes, runtime); each one's flags live with its module.
 //! - [`app`]: builds the running sidecar from a config and serves it until shutdown.
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod admin;
 pub mod app;
 pub mod bench;
 pub mod canary;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod energy;

@@ -9,8 +9,10 @@
 //! - [`scrape`]: reading energy per inference from a sidecar's `/metrics`.
 //! - [`prom`]: the Prometheus HTTP API client and the live-data capacity report.
 //! - [`report`] and [`svg`]: `report.json`, `report.md` and a self-contained `report.html`.
+//! - [`cli`]: the `bench` and `report` subcommands' flags and bodies.
 //! - [`progress`]: a progress bar on a terminal, plain lines otherwise.
 
+pub mod cli;
 pub mod client;
 pub mod early_stop;
 pub mod progress;

@@ -11,6 +11,7 @@
 //! - [`drift`]: PSI with fixed reference bins, two-sample KS, chi-square for categories.
 //! - [`arl`]: run-length analysis (`inferwatch spc arl|calibrate`): simulation of the same chart
 //!   code the daemon runs, beside exact values (closed form, Markov chains).
+//! - [`cli`]: the `spc` subcommands' flags and output (the only part of the module that prints).
 //! - [`signal`]: the bounded queue other modules push observations into ([`SignalSender`]).
 //! - [`engine`]: the task that samples pull signals, drains the queue, runs charts and drift
 //!   tests, and exports the metrics ([`metrics`]).
@@ -22,6 +23,7 @@
 //! signal so that a sustained shift (which re-signals every ~ARL1 subgroups) reads as one alarm.
 
 pub mod arl;
+pub mod cli;
 pub mod config;
 pub mod cusum;
 pub mod drift;
