@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::client::{http_client, Target};
+use super::config::{BenchConfig, DEFAULT_MAX_ERROR_RATIO};
 use super::prom::{self, CapacityConfig};
 use super::report::ReportFile;
-use super::run::{self, BenchConfig, DEFAULT_MAX_ERROR_RATIO};
 use super::sweep::{self, SweepConfig};
 use super::{parse_duration, requests};
+use super::{run, text};
 use crate::cli::{runtime, usage};
 use crate::config::Protocol;
 
@@ -201,12 +202,12 @@ pub fn bench_cmd(a: &BenchArgs) -> ExitCode {
                 };
                 let r = sweep::run_sweep(&sc).await?;
                 let ok = r.capacity_qps.is_some();
-                let text = sweep::render_sweep_text(&r);
+                let text = text::sweep_text(&r);
                 Ok((ReportFile::sweep(r), text, ok))
             } else {
                 let r = run::run_bench(&cfg).await?;
                 let ok = r.valid;
-                let text = run::render_text(&r);
+                let text = text::run_text(&r);
                 Ok((ReportFile::bench(r), text, ok))
             }
         })

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::prom::CapacityReport;
-use super::run::RunSummary;
+use super::summary::RunSummary;
 use super::svg::{esc, Chart, Rule, Series, PALETTE};
 use super::sweep::SweepResult;
 use super::{fmt_secs, BenchError};
@@ -406,7 +406,7 @@ fn html_run(o: &mut String, r: &RunSummary) {
         esc(r.scenario.as_str()),
         r.verdict()
     );
-    let pts = |f: fn(&super::run::TimelinePoint) -> Option<f64>| {
+    let pts = |f: fn(&super::summary::TimelinePoint) -> Option<f64>| {
         r.timeline
             .iter()
             .filter_map(|p| f(p).map(|v| (p.second as f64, v)))
