@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::capacity::{self, CapacityConfig};
 use super::client::{http_client, Target};
 use super::config::{BenchConfig, DEFAULT_MAX_ERROR_RATIO};
-use super::prom::{self, CapacityConfig};
 use super::report::ReportFile;
 use super::sweep::{self, SweepConfig};
 use super::{parse_duration, requests};
@@ -238,8 +238,8 @@ pub fn report_cmd(a: &ReportArgs) -> ExitCode {
     };
     let result = runtime().map_err(anyhow::Error::from).and_then(|rt| {
         rt.block_on(async {
-            let r = prom::capacity_report(&http_client(), &cfg).await?;
-            let text = prom::render_text(&r);
+            let r = capacity::capacity_report(&http_client(), &cfg).await?;
+            let text = text::capacity_text(&r);
             let ok = !r.routes.is_empty();
             Ok((ReportFile::capacity(r), text, ok))
         })

@@ -10,15 +10,19 @@
 //! - [`early_stop`]: MLPerf LoadGen's early-stopping rule, on [`crate::latency::upper_bound_rank`].
 //! - [`sweep`]: bracketing and bisection for the highest QPS whose p99 meets the SLO.
 //! - [`scrape`]: reading energy per inference from a sidecar's `/metrics`.
-//! - [`prom`]: the Prometheus HTTP API client and the live-data capacity report.
+//! - [`prom`]: the Prometheus HTTP API client (`query_range`).
+//! - [`histogram`]: `histogram_quantile` and pooled bucket rates.
+//! - [`capacity`]: the live-data capacity report (`inferwatch report`) from those queries.
 //! - [`report`] and [`svg`]: `report.json`, `report.md` and a self-contained `report.html`.
 //! - [`cli`]: the `bench` and `report` subcommands' flags and bodies.
 //! - [`progress`]: a progress bar on a terminal, plain lines otherwise.
 
+pub mod capacity;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod early_stop;
+pub mod histogram;
 pub mod progress;
 pub mod prom;
 pub mod report;

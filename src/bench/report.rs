@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::prom::CapacityReport;
+use super::capacity::CapacityReport;
 use super::summary::RunSummary;
 use super::svg::{esc, Chart, Rule, Series, PALETTE};
 use super::sweep::SweepResult;

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::capacity::CapacityReport;
 use super::fmt_secs;
 use super::stats::LatencyStats;
 use super::summary::RunSummary;
@@ -173,4 +174,90 @@ pub fn sweep_text(r: &SweepResult) -> String {
 /// The detailed text of one step (for `--verbose`-style output in the Markdown report).
 pub fn step_text(s: &SweepStep) -> String {
     run_text(&s.summary)
+}
+
+/// A plain-text account of the report, for the terminal.
+pub fn capacity_text(r: &CapacityReport) -> String {
+    let f = fmt_secs;
+    let opt = |v: Option<f64>| v.map_or("n/a".to_string(), f);
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "inferwatch report: {} over {:.0}s (step {}s, rate window {}s)",
+        r.prometheus,
+        r.end_unix - r.start_unix,
+        r.step_secs,
+        r.rate_window_secs
+    );
+    if r.routes.is_empty() {
+        let _ = writeln!(o, "  no inferwatch_requests_total data in the range");
+    }
+    for rc in &r.routes {
+        let _ = writeln!(
+            o,
+            "route {} model {}: {} replica(s)",
+            rc.route, rc.model, rc.replicas_seen
+        );
+        let _ = writeln!(
+            o,
+            "  qps per replica: peak {:.2}, typical {:.2}; fleet peak {:.2}; {:.0} requests, {:.3}% errors",
+            rc.peak_qps_per_replica,
+            rc.typical_qps_per_replica,
+            rc.peak_fleet_qps,
+            rc.requests,
+            rc.error_ratio * 100.0
+        );
+        let _ = writeln!(
+            o,
+            "  latency: p50 {}, p99 {}, p99 at peak {}",
+            opt(rc.p50_secs),
+            opt(rc.p99_secs),
+            opt(rc.p99_at_peak_secs)
+        );
+        if let Some(j) = rc.joules_per_inference {
+            let _ = writeln!(o, "  energy: {j:.4} J/inference");
+        }
+        for b in &rc.bands {
+            let _ = writeln!(
+                o,
+                "  band {:>8.2}..{:<8.2} qps: {:>5} steps, p99 {}{}",
+                b.qps_low,
+                b.qps_high,
+                b.samples,
+                opt(b.p99_secs),
+                match b.meets_slo {
+                    Some(true) => " (within SLO)",
+                    Some(false) => " (OVER SLO)",
+                    None => "",
+                }
+            );
+        }
+        if let Some(c) = rc.capacity_qps_per_replica {
+            let _ = writeln!(
+                o,
+                "  capacity per replica within SLO: {}{c:.2} qps",
+                if rc.capacity_is_lower_bound {
+                    ">= "
+                } else {
+                    ""
+                }
+            );
+        }
+        if let Some(h) = rc.latency_headroom_ratio {
+            let _ = writeln!(o, "  latency headroom at peak: {:.1}%", h * 100.0);
+        }
+        if let Some(n) = rc.replicas_needed {
+            let _ = writeln!(
+                o,
+                "  replicas needed for {:.2} qps: {n}{}",
+                r.target_qps.unwrap_or(0.0),
+                if rc.capacity_is_lower_bound {
+                    " (at most)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    o
 }
