@@ -17,8 +17,7 @@ use super::{run, text};
 use crate::cli::{runtime, usage};
 use crate::config::Protocol;
 
-// No doc comment on the argument structs: clap would take it as the subcommand's about text,
-// which the `Command` variants in main.rs give.
+/// `inferwatch bench`'s flags (the subcommand's about text is the doc of its `Command` variant).
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Target URL, e.g. http://127.0.0.1:8081/v2/models/m/infer (the sidecar's proxy port to
@@ -105,6 +104,7 @@ pub struct BenchArgs {
     quiet: bool,
 }
 
+/// `inferwatch report`'s flags.
 #[derive(clap::Args)]
 pub struct ReportArgs {
     /// Base URL of the Prometheus HTTP API (Prometheus, Thanos Query, Mimir), e.g.

@@ -11,7 +11,7 @@ use crate::cli::{runtime, usage};
 use crate::config::LogConfig;
 use crate::telemetry;
 
-// No doc comment: clap would take it as the subcommand's about text, which main.rs gives.
+/// `inferwatch demo`'s flags (the subcommand's about text is the doc of its `Command` variant).
 #[derive(clap::Args)]
 pub struct DemoArgs {
     /// Stop after this long and exit 0 (e.g. 300, 90s, 5m); default: until Ctrl-C/SIGTERM.

@@ -8,6 +8,7 @@ use clap::Subcommand;
 use super::arl;
 use crate::cli::usage;
 
+/// `inferwatch spc`'s subcommands.
 #[derive(Subcommand)]
 pub enum SpcCommand {
     /// Average and median run length of a chart setting: simulated with the daemon's own chart
@@ -47,7 +48,7 @@ pub enum SpcCommand {
     },
 }
 
-// No doc comment: clap would take it as help text of the subcommands that flatten it.
+/// The flags that name a chart setting, shared by `spc arl` and `spc calibrate`.
 #[derive(clap::Args)]
 pub struct ChartArgs {
     /// shewhart (rule 1), we (Western Electric rules 1-4), ewma, cusum.
