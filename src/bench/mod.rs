@@ -2,7 +2,8 @@
 //! p99 latency SLO, and a capacity report from live Prometheus data (`inferwatch report`).
 //!
 //! - [`requests`]: the JSON Lines request file and per-protocol default bodies.
-//! - [`client`]: one query over HTTP, timed, with a minimal OpenAI SSE reader for TTFT/TPOT.
+//! - [`client`]: one query over HTTP, timed; streamed OpenAI responses read with
+//!   [`crate::protocol::sse`] for TTFT/TPOT.
 //! - [`config`]: one run's settings ([`BenchConfig`], [`Scenario`]), defaults and validation.
 //! - [`run`]: the scenarios (`server`, `single-stream`, `offline`) executed, queries recorded.
 //! - [`summary`]: one run's figures and verdict from its records.
