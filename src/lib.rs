@@ -31,6 +31,7 @@
 //! - [`feedback`]: ground-truth labels posted later, joined to recent predictions; `[feedback]`.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener; `[admin]`.
 //! - [`systemd`]: `sd_notify` (READY, WATCHDOG, STOPPING) without libsystemd.
+//! - [`cli`]: what the subcommands share (exit codes, runtime); each one's flags live with its module.
 //! - [`app`]: builds the running sidecar from a config, handing each component its own sections,
 //!   and serves it until shutdown.
 #![forbid(unsafe_code)]
@@ -39,6 +40,7 @@ pub mod admin;
 pub mod app;
 pub mod bench;
 pub mod canary;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;

@@ -57,7 +57,8 @@ const RULES: &[Rule] = &[
     },
     Rule {
         modules: &["quality"],
-        may_import: &["config", "metrics"],
+        // `cli` only for quality/cli.rs (`spc arl`, `spc calibrate`).
+        may_import: &["config", "metrics", "cli"],
         may_import_paths: &[],
         why: "the quality engine reads route figures through quality::RouteFigures (implemented \
               in app.rs), never the route table or the proxy; charts and drift tests are pure",
@@ -85,14 +86,14 @@ const RULES: &[Rule] = &[
               app.rs), never the route table or the proxy",
     },
     Rule {
-        modules: &["system", "telemetry", "systemd"],
+        modules: &["system", "telemetry", "systemd", "cli"],
         may_import: &["config", "metrics"],
         may_import_paths: &[],
         why: "samplers and process plumbing import only config and the metric catalogue",
     },
     Rule {
         modules: &["bench"],
-        may_import: &["config", "metrics", "latency", "protocol", "client"],
+        may_import: &["config", "metrics", "latency", "protocol", "client", "cli"],
         may_import_paths: &["routes::config"],
         why: "the load generator is a client of model servers and Prometheus; it never runs \
               inside the sidecar",
@@ -117,6 +118,7 @@ const RULES: &[Rule] = &[
             "shadow",
             "routes",
             "telemetry",
+            "cli",
         ],
         may_import_paths: &["*::config"],
         why: "the demo is a program like main: it builds configs and runs a whole App, a model \

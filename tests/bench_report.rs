@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bench_support::{config, SERIAL};
-use inferwatch::bench::prom::CapacityReport;
+use inferwatch::bench::capacity::CapacityReport;
 use inferwatch::bench::sweep::SweepResult;
 use inferwatch::bench::{run_bench, Scenario};
 use inferwatch::energy::config::SourceMode;

@@ -1,14 +1,14 @@
 //! One query over HTTP: send, read the whole response, time it; for OpenAI-style streaming
 //! responses (`text/event-stream`) also time the first and last content-bearing SSE events.
 //!
-//! The SSE reading here is deliberately minimal (events split on a blank line, `data:` lines,
-//! `choices[0].delta.content` or `choices[0].text` non-empty counts as a token event): it only
-//! needs timings and a count, not the text. The OpenAI protocol adapter in `src/protocol/`
-//! parses these streams fully for the live path; the two may be unified later.
+//! The events are read with the live path's event-stream parser ([`crate::protocol::sse`]), so
+//! the bench and the sidecar split a stream into events the same way; here only an event's
+//! timing and whether it carries content (`choices[0].delta.content` or `choices[0].text`
+//! non-empty) matter, not the text.
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::requests::RequestTemplate;
 use super::BenchError;
+use crate::protocol::sse::{Event, Parser};
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -196,50 +197,57 @@ async fn send_inner(client: &HttpClient, target: &Target, t: &RequestTemplate) -
 }
 
 /// Incremental SSE reader that only times content-bearing events.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseTokens {
-    buf: BytesMut,
+    parser: Parser,
+    /// Arrival of the first chunk: the parser keeps times as offsets from it.
+    base: Option<Instant>,
+    events: Vec<Event>,
+    /// The body stopped being an event stream (not UTF-8, an endless line): nothing after that
+    /// is counted.
+    broken: bool,
     pub first: Option<Instant>,
     pub last: Option<Instant>,
     pub count: u32,
 }
 
+impl Default for SseTokens {
+    fn default() -> Self {
+        Self {
+            parser: Parser::new(),
+            base: None,
+            events: Vec::new(),
+            broken: false,
+            first: None,
+            last: None,
+            count: 0,
+        }
+    }
+}
+
 impl SseTokens {
-    /// Feed a chunk received at `now`; complete events in it are examined.
+    /// Feed a chunk received at `now`; complete events in it are examined, each timed at the
+    /// arrival of the chunk that completed it.
     pub fn feed(&mut self, chunk: &[u8], now: Instant) {
-        self.buf.extend_from_slice(chunk);
-        while let Some((end, sep)) = find_event_end(&self.buf) {
-            let event = self.buf.split_to(end + sep);
-            if event_has_content(&event[..end]) {
+        if self.broken {
+            return;
+        }
+        let base = *self.base.get_or_insert(now);
+        let at = now.saturating_duration_since(base);
+        self.broken = self.parser.feed(chunk, at, &mut self.events).is_err();
+        for event in self.events.drain(..) {
+            if has_content(&event.data) {
+                let at = base + event.at;
                 self.count += 1;
-                self.first.get_or_insert(now);
-                self.last = Some(now);
+                self.first.get_or_insert(at);
+                self.last = Some(at);
             }
         }
     }
 }
 
-/// Where the first event ends: the index of its blank-line separator and the separator length.
-fn find_event_end(buf: &[u8]) -> Option<(usize, usize)> {
-    (0..buf.len()).find_map(|i| {
-        if buf[i..].starts_with(b"\n\n") {
-            Some((i, 2))
-        } else if buf[i..].starts_with(b"\r\n\r\n") {
-            Some((i, 4))
-        } else {
-            None
-        }
-    })
-}
-
-fn event_has_content(event: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(event);
-    let data: String = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(|d| d.strip_prefix(' ').unwrap_or(d))
-        .collect::<Vec<_>>()
-        .join("\n");
+/// Whether an event's data is an OpenAI chunk carrying generated text.
+fn has_content(data: &str) -> bool {
     let data = data.trim();
     if data.is_empty() || data == "[DONE]" {
         return false;
@@ -273,6 +281,24 @@ mod tests {
         }
         assert_eq!(s.count, 3);
         assert!(s.first.is_some());
+    }
+
+    #[test]
+    fn sse_times_each_event_at_the_chunk_that_completed_it() {
+        let mut s = SseTokens::default();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        s.feed(
+            b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n",
+            at(0),
+        );
+        s.feed(
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}",
+            at(5),
+        );
+        s.feed(b"\n\ndata: {\"choices\":[{\"text\":\"b\"}]}\n", at(9));
+        s.feed(b"\ndata: [DONE]\n\n", at(14));
+        assert_eq!((s.count, s.first, s.last), (2, Some(at(9)), Some(at(14))));
     }
 
     #[test]

@@ -2,17 +2,28 @@
 //! p99 latency SLO, and a capacity report from live Prometheus data (`inferwatch report`).
 //!
 //! - [`requests`]: the JSON Lines request file and per-protocol default bodies.
-//! - [`client`]: one query over HTTP, timed, with a minimal OpenAI SSE reader for TTFT/TPOT.
-//! - [`run`]: the scenarios (`server`, `single-stream`, `offline`) and one run's summary.
+//! - [`client`]: one query over HTTP, timed; streamed OpenAI responses read with
+//!   [`crate::protocol::sse`] for TTFT/TPOT.
+//! - [`config`]: one run's settings ([`BenchConfig`], [`Scenario`]), defaults and validation.
+//! - [`run`]: the scenarios (`server`, `single-stream`, `offline`) executed, queries recorded.
+//! - [`summary`]: one run's figures and verdict from its records.
+//! - [`text`]: terminal text for a run, a sweep and a capacity report.
 //! - [`early_stop`]: MLPerf LoadGen's early-stopping rule, on [`crate::latency::upper_bound_rank`].
 //! - [`sweep`]: bracketing and bisection for the highest QPS whose p99 meets the SLO.
 //! - [`scrape`]: reading energy per inference from a sidecar's `/metrics`.
-//! - [`prom`]: the Prometheus HTTP API client and the live-data capacity report.
+//! - [`prom`]: the Prometheus HTTP API client (`query_range`).
+//! - [`histogram`]: `histogram_quantile` and pooled bucket rates.
+//! - [`capacity`]: the live-data capacity report (`inferwatch report`) from those queries.
 //! - [`report`] and [`svg`]: `report.json`, `report.md` and a self-contained `report.html`.
+//! - [`cli`]: the `bench` and `report` subcommands' flags and bodies.
 //! - [`progress`]: a progress bar on a terminal, plain lines otherwise.
 
+pub mod capacity;
+pub mod cli;
 pub mod client;
+pub mod config;
 pub mod early_stop;
+pub mod histogram;
 pub mod progress;
 pub mod prom;
 pub mod report;
@@ -20,12 +31,16 @@ pub mod requests;
 pub mod run;
 pub mod scrape;
 pub mod stats;
+pub mod summary;
 pub mod svg;
 pub mod sweep;
+pub mod text;
 
 use std::time::Duration;
 
-pub use run::{run_bench, BenchConfig, RunSummary, Scenario};
+pub use config::{BenchConfig, Scenario};
+pub use run::run_bench;
+pub use summary::RunSummary;
 pub use sweep::{run_sweep, SweepConfig, SweepResult};
 
 /// Everything that can stop a bench, a sweep or a report. Per-query failures are not errors

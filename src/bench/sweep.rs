@@ -11,8 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::config::{BenchConfig, Scenario};
 use super::early_stop;
-use super::run::{render_text, run_bench, BenchConfig, RunSummary, Scenario};
+use super::run::run_bench;
+use super::summary::RunSummary;
 use super::BenchError;
 
 /// How the sweep searches; the per-step run settings are in `base`.
@@ -189,65 +191,4 @@ pub async fn run_sweep(sc: &SweepConfig) -> Result<SweepResult, BenchError> {
         steps,
         note,
     })
-}
-
-/// A plain-text account of a sweep, for the terminal.
-pub fn render_sweep_text(r: &SweepResult) -> String {
-    use std::fmt::Write;
-    let f = super::fmt_secs;
-    let mut o = String::new();
-    let _ = writeln!(o, "inferwatch bench --sweep: p99 SLO {}", f(r.slo_p99_secs));
-    let _ = writeln!(
-        o,
-        "  {:>4} {:<8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>12}  result",
-        "step", "phase", "qps", "achieved", "p50", "p99", "errors", "J/inference"
-    );
-    for s in &r.steps {
-        let l = s.summary.latency.as_ref();
-        let _ = writeln!(
-            o,
-            "  {:>4} {:<8} {:>10.2} {:>10.2} {:>10} {:>10} {:>8} {:>12}  {}",
-            s.index,
-            s.phase,
-            s.qps,
-            s.summary.achieved_qps,
-            l.map_or("n/a".into(), |l| f(l.p50)),
-            l.map_or("n/a".into(), |l| f(l.p99)),
-            s.summary.errors,
-            s.summary
-                .energy
-                .as_ref()
-                .and_then(|e| e.joules_per_inference)
-                .map_or("-".into(), |j| format!("{j:.4}")),
-            if s.passed { "pass" } else { "fail" }
-        );
-    }
-    match r.capacity_qps {
-        Some(c) => {
-            let _ = writeln!(
-                o,
-                "Capacity: {c:.2} qps within p99 {} ({}){}",
-                f(r.slo_p99_secs),
-                if r.capacity_confirmed {
-                    "confirmed by early stopping at 99% confidence"
-                } else {
-                    "point estimate; early stopping could not confirm it at 99% confidence"
-                },
-                r.failing_qps
-                    .map_or(String::new(), |h| format!("; fails at {h:.2} qps"))
-            );
-        }
-        None => {
-            let _ = writeln!(o, "Capacity: no tested rate met the SLO");
-        }
-    }
-    if !r.note.is_empty() {
-        let _ = writeln!(o, "  note: {}", r.note);
-    }
-    o
-}
-
-/// The detailed text of one step (for `--verbose`-style output in the Markdown report).
-pub fn render_step_text(s: &SweepStep) -> String {
-    render_text(&s.summary)
 }

@@ -4,12 +4,14 @@
 //! traffic through the proxy, and after `--drift-after` an injected drift — the inputs shift and
 //! the model server starts answering from a worse model — so the alarms can be watched firing.
 //!
+//! - `cli`: the `demo` subcommand's flags and body.
 //! - `iris`: the embedded data set and models, request rows, the input shift.
 //! - `server`: the KServe V2 model server.
 //! - `config`: the sidecar's config, built in code and validated like a file.
 //! - `traffic`: the clients.
 //! - `summary`: figures read back from the sidecar's `/metrics`, rendered for a terminal or a log.
 
+pub mod cli;
 pub mod config;
 pub mod iris;
 pub mod server;

@@ -11,6 +11,7 @@
 //! - [`drift`]: PSI with fixed reference bins, two-sample KS, chi-square for categories.
 //! - [`arl`]: run-length analysis (`inferwatch spc arl|calibrate`): simulation of the same chart
 //!   code the daemon runs, beside exact values (closed form, Markov chains).
+//! - [`cli`]: the `spc` subcommands' flags and output (the only part of the module that prints).
 //! - [`signal`]: the bounded queue other modules push observations into ([`SignalSender`]).
 //! - [`engine`]: the task that drains the queue and ends subgroup intervals, dispatching to
 //!   `chart_runtime` (one chart: subgroups, Phase I, the chart, its alarm and metrics),
@@ -25,6 +26,7 @@
 
 pub mod arl;
 mod chart_runtime;
+pub mod cli;
 pub mod config;
 pub mod cusum;
 pub mod drift;

@@ -1,0 +1,357 @@
+//! `report.html`: a self-contained page (no script, nothing fetched) with inline SVG charts of a
+//! run, a sweep or a capacity report, and the Markdown text below them.
+
+use std::fmt::Write;
+
+use super::ReportFile;
+use crate::bench::capacity::CapacityReport;
+use crate::bench::fmt_secs;
+use crate::bench::stats::LatencyStats;
+use crate::bench::summary::{RunSummary, TimelinePoint};
+use crate::bench::svg::{esc, Chart, Rule, Series, PALETTE};
+use crate::bench::sweep::SweepResult;
+
+/// The whole `report.html`: charts, then the Markdown text for reference.
+pub fn page(f: &ReportFile) -> String {
+    let mut body = String::new();
+    let md_tables = super::markdown::document(f);
+    match (&f.bench, &f.sweep, &f.capacity) {
+        (Some(r), _, _) => html_run(&mut body, r),
+        (_, Some(s), _) => html_sweep(&mut body, s),
+        (_, _, Some(c)) => html_capacity(&mut body, c),
+        _ => {}
+    }
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>inferwatch {kind} report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; padding: 0 1em; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 14px; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
+th {{ background: #f3f3f3; }}
+td.l, th.l {{ text-align: left; }}
+.valid {{ color: #1a7f37; font-weight: bold; }} .invalid {{ color: #c62828; font-weight: bold; }}
+svg {{ max-width: 100%; height: auto; border: 1px solid #eee; margin: 0.5em 0; font-family: system-ui, sans-serif; }}
+details pre {{ background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 12px; }}
+</style></head><body>
+<h1>inferwatch {kind} report</h1>
+<p>inferwatch {ver}. Command: <code>{cmd}</code></p>
+{body}
+<details><summary>Full text (as report.md)</summary><pre>{md}</pre></details>
+</body></html>
+"#,
+        kind = esc(&f.kind),
+        ver = esc(&f.inferwatch_version),
+        cmd = esc(&f.command.join(" ")),
+        body = body,
+        md = esc(&md_tables)
+    )
+}
+
+fn slo_rule(v: f64) -> Rule {
+    Rule {
+        value: v,
+        label: format!("SLO {}", fmt_secs(v)),
+        color: "#c62828",
+    }
+}
+
+/// A latency quantile drawn as a line. Each keeps its name and colour on every chart (a run's
+/// latency by second, a sweep's latency by offered load, a capacity report's p99 by load band).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    P50,
+    P90,
+    P99,
+    Max,
+}
+
+impl Line {
+    fn name(self) -> &'static str {
+        match self {
+            Line::P50 => "p50",
+            Line::P90 => "p90",
+            Line::P99 => "p99",
+            Line::Max => "max",
+        }
+    }
+
+    fn color(self) -> &'static str {
+        match self {
+            Line::P50 => PALETTE[0],
+            Line::P90 => PALETTE[2],
+            Line::P99 => PALETTE[1],
+            Line::Max => PALETTE[3],
+        }
+    }
+
+    /// The quantile in one second of a run's timeline (which keeps no p90).
+    fn in_second(self, p: &TimelinePoint) -> Option<f64> {
+        match self {
+            Line::P50 => p.p50_secs,
+            Line::P90 => None,
+            Line::P99 => p.p99_secs,
+            Line::Max => p.max_secs,
+        }
+    }
+
+    /// The quantile in a run's or a sweep step's statistics.
+    fn of(self, l: &LatencyStats) -> f64 {
+        match self {
+            Line::P50 => l.p50,
+            Line::P90 => l.p90,
+            Line::P99 => l.p99,
+            Line::Max => l.max,
+        }
+    }
+}
+
+/// The chart series of the latency quantiles `lines` over `rows`: `point` gives a row's x and its
+/// value of one quantile, or `None` where the row has none (no point drawn). Every latency line
+/// of the reports is built here.
+fn latency_series<T>(
+    lines: &[Line],
+    rows: &[T],
+    point: impl Fn(&T, Line) -> Option<(f64, f64)>,
+) -> Vec<Series> {
+    lines
+        .iter()
+        .map(|&line| Series {
+            name: line.name().into(),
+            color: line.color(),
+            points: rows.iter().filter_map(|r| point(r, line)).collect(),
+        })
+        .collect()
+}
+
+fn html_run(o: &mut String, r: &RunSummary) {
+    let class = if r.valid { "valid" } else { "invalid" };
+    let _ = writeln!(
+        o,
+        r#"<h2>{} run</h2><p>Result: <span class="{class}">{}</span></p>"#,
+        esc(r.scenario.as_str()),
+        r.verdict()
+    );
+    let chart = Chart {
+        title: "Latency by scheduled second".into(),
+        x_label: "seconds into the run".into(),
+        y_label: "latency (ms)".into(),
+        series: latency_series(
+            &[Line::P50, Line::P99, Line::Max],
+            &r.timeline,
+            |p, line| line.in_second(p).map(|v| (p.second as f64, v)),
+        ),
+        h_rules: r
+            .slo_checks
+            .iter()
+            .filter(|c| c.name == "latency")
+            .map(|c| slo_rule(c.bound_secs))
+            .collect(),
+        v_rules: vec![],
+        y_scale: 1000.0,
+    };
+    o.push_str(&chart.render());
+    if let Some(l) = &r.latency {
+        let ladder = Chart {
+            title: "Latency percentiles".into(),
+            x_label: "percentile".into(),
+            y_label: "latency (ms)".into(),
+            series: vec![Series {
+                name: "latency".into(),
+                color: PALETTE[0],
+                points: vec![
+                    (50.0, l.p50),
+                    (90.0, l.p90),
+                    (95.0, l.p95),
+                    (99.0, l.p99),
+                    (99.9, l.p999),
+                    (100.0, l.max),
+                ],
+            }],
+            h_rules: r
+                .slo_checks
+                .iter()
+                .filter(|c| c.name == "latency")
+                .map(|c| slo_rule(c.bound_secs))
+                .collect(),
+            v_rules: vec![],
+            y_scale: 1000.0,
+        };
+        o.push_str(&ladder.render());
+    }
+}
+
+fn html_sweep(o: &mut String, s: &SweepResult) {
+    let mut steps: Vec<_> = s.steps.iter().collect();
+    steps.sort_by(|a, b| a.qps.total_cmp(&b.qps));
+    let _ = writeln!(
+        o,
+        "<h2>QPS sweep under p99 SLO {}</h2><p>{}</p>",
+        esc(&fmt_secs(s.slo_p99_secs)),
+        match s.capacity_qps {
+            Some(c) => format!(
+                r#"Capacity: <span class="valid">{c:.2} qps</span>{}"#,
+                if s.capacity_confirmed {
+                    " (confirmed by early stopping at 99% confidence)"
+                } else {
+                    " (point estimate)"
+                }
+            ),
+            None => r#"<span class="invalid">No tested rate met the SLO.</span>"#.into(),
+        }
+    );
+    let cap_rule: Vec<Rule> = s
+        .capacity_qps
+        .map(|c| Rule {
+            value: c,
+            label: format!("capacity {c:.1}"),
+            color: "#1a7f37",
+        })
+        .into_iter()
+        .collect();
+    o.push_str(
+        &Chart {
+            title: "Latency percentiles vs offered load".into(),
+            x_label: "target qps".into(),
+            y_label: "latency (ms)".into(),
+            series: latency_series(&[Line::P50, Line::P90, Line::P99], &steps, |st, line| {
+                st.summary.latency.as_ref().map(|l| (st.qps, line.of(l)))
+            }),
+            h_rules: vec![slo_rule(s.slo_p99_secs)],
+            v_rules: cap_rule.clone(),
+            y_scale: 1000.0,
+        }
+        .render(),
+    );
+    o.push_str(
+        &Chart {
+            title: "Throughput".into(),
+            x_label: "target qps".into(),
+            y_label: "qps".into(),
+            series: vec![
+                Series {
+                    name: "achieved".into(),
+                    color: PALETTE[0],
+                    points: steps
+                        .iter()
+                        .map(|st| (st.qps, st.summary.achieved_qps))
+                        .collect(),
+                },
+                Series {
+                    name: "offered".into(),
+                    color: "#999",
+                    points: steps.iter().map(|st| (st.qps, st.qps)).collect(),
+                },
+            ],
+            h_rules: vec![],
+            v_rules: cap_rule.clone(),
+            y_scale: 1.0,
+        }
+        .render(),
+    );
+    let energy: Vec<(f64, f64)> = steps
+        .iter()
+        .filter_map(|st| {
+            st.summary
+                .energy
+                .as_ref()
+                .and_then(|e| e.joules_per_inference)
+                .map(|j| (st.qps, j))
+        })
+        .collect();
+    o.push_str(
+        &Chart {
+            title: "Energy per inference vs offered load".into(),
+            x_label: "target qps".into(),
+            y_label: "J/inference".into(),
+            series: vec![Series {
+                name: "J/inference".into(),
+                color: PALETTE[2],
+                points: energy,
+            }],
+            h_rules: vec![],
+            v_rules: cap_rule,
+            y_scale: 1.0,
+        }
+        .render(),
+    );
+}
+
+fn html_capacity(o: &mut String, c: &CapacityReport) {
+    let _ = writeln!(
+        o,
+        "<h2>Capacity from live data</h2><p>Source {}, {:.0}s range.</p>",
+        esc(&c.prometheus),
+        c.end_unix - c.start_unix
+    );
+    for r in &c.routes {
+        let _ = writeln!(
+            o,
+            "<h3>route {}, model {}</h3><p>{}</p>",
+            esc(&r.route),
+            esc(&r.model),
+            match (r.capacity_qps_per_replica, r.replicas_needed, c.target_qps) {
+                (Some(cap), Some(n), Some(t)) => format!(
+                    "Capacity per replica within SLO: {}{cap:.2} qps; {n} replica(s) for {t:.2} qps.",
+                    if r.capacity_is_lower_bound { "&ge; " } else { "" }
+                ),
+                (Some(cap), _, _) => format!(
+                    "Capacity per replica within SLO: {}{cap:.2} qps.",
+                    if r.capacity_is_lower_bound { "&ge; " } else { "" }
+                ),
+                _ => String::new(),
+            }
+        );
+        let t0 = c.start_unix;
+        o.push_str(
+            &Chart {
+                title: "QPS per replica over the range".into(),
+                x_label: "seconds from the range start".into(),
+                y_label: "qps".into(),
+                series: vec![
+                    Series {
+                        name: "max replica".into(),
+                        color: PALETTE[1],
+                        points: r.qps_timeline.iter().map(|p| (p.0 - t0, p.1)).collect(),
+                    },
+                    Series {
+                        name: "median replica".into(),
+                        color: PALETTE[0],
+                        points: r.qps_timeline.iter().map(|p| (p.0 - t0, p.2)).collect(),
+                    },
+                ],
+                h_rules: vec![],
+                v_rules: vec![],
+                y_scale: 1.0,
+            }
+            .render(),
+        );
+        let mut pooled_p99 = latency_series(&[Line::P99], &r.bands, |b, _| {
+            b.p99_secs.map(|p| (b.mean_qps, p))
+        });
+        // A band's p99 is the quantile of its replicas' pooled histogram, and says so.
+        pooled_p99[0].name = "p99 pooled".into();
+        o.push_str(
+            &Chart {
+                title: "p99 by load band".into(),
+                x_label: "qps per replica (band mean)".into(),
+                y_label: "p99 (ms)".into(),
+                series: pooled_p99,
+                h_rules: c.slo_p99_secs.map(slo_rule).into_iter().collect(),
+                v_rules: r
+                    .capacity_qps_per_replica
+                    .map(|v| Rule {
+                        value: v,
+                        label: format!("capacity {v:.1}"),
+                        color: "#1a7f37",
+                    })
+                    .into_iter()
+                    .collect(),
+                y_scale: 1000.0,
+            }
+            .render(),
+        );
+    }
+}
