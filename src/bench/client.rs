@@ -8,11 +8,8 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -20,18 +17,9 @@ use super::requests::RequestTemplate;
 use super::BenchError;
 use crate::protocol::sse::{Event, Parser};
 
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-/// A pooled HTTP/1.1 client; connections are reused across queries like a real client's.
-pub fn http_client() -> HttpClient {
-    let mut conn = HttpConnector::new();
-    // Small requests must not wait for Nagle's timer; that would show up as fake latency.
-    conn.set_nodelay(true);
-    conn.set_connect_timeout(Some(Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(conn)
-}
+/// The load generator's client is the off-path client every component uses to talk to a model
+/// server (pooled, no Nagle delay, 5 s connect timeout).
+pub use crate::client::{traffic as http_client, HttpClient};
 
 /// The URL queries go to; records in the request file may replace its path.
 #[derive(Debug, Clone)]
