@@ -30,8 +30,10 @@ async fn single_stream_p90_is_the_service_time_plus_overhead() {
     assert!(r.issued >= 100);
     assert_eq!(r.errors, 0);
     // tokio's timer rounds a 10 ms sleep up to the next millisecond tick; loopback HTTP in a
-    // debug build adds well under a millisecond more.
-    assert!(l.p90 >= 10.0 * MS && l.p90 < 14.0 * MS, "p90 {}", l.p90);
+    // debug build adds well under a millisecond more on a quiet machine. The upper bound leaves
+    // room for a loaded 2-core machine (seen: 15.7 ms with two builds running) while still
+    // failing a bench that adds a service time of its own or times from the wrong instant.
+    assert!(l.p90 >= 10.0 * MS && l.p90 < 20.0 * MS, "p90 {}", l.p90);
     // More than 64 queries: early stopping can give a p90 estimate; the run is VALID.
     let p90 = r
         .early_stopping
