@@ -19,7 +19,7 @@ use crate::energy::EnergySampler;
 use crate::energy::{RouteLoad, RouteLoads};
 use crate::feedback::{self, Feedback};
 use crate::metrics::{self, geometric_buckets, names, registered, ProxyMetrics};
-use crate::protocol::{Inspector, NoSignals, ProtocolMetrics, SignalSink};
+use crate::protocol::{CaptureHook, Inspector, NoSignals, ProtocolMetrics, SignalSink};
 use crate::proxy::{self, Heartbeat, Proxy};
 use crate::quality::{self, RouteFigures, SignalSender};
 use crate::routes::config::Protocol;
@@ -281,6 +281,14 @@ impl App {
     pub fn set_signal_sink(&mut self, sink: Arc<dyn SignalSink>) {
         if let Some(inspector) = self.inspector.take() {
             self.inspector = Some(inspector.with_signals(sink));
+        }
+    }
+
+    /// Also hand every inspected capture to `hook` (after the adapters; on the inspector's
+    /// task, off the live path). Call before `serve`.
+    pub fn add_capture_hook(&mut self, hook: Arc<dyn CaptureHook>) {
+        if let Some(inspector) = self.inspector.take() {
+            self.inspector = Some(inspector.with_hook(hook));
         }
     }
 

@@ -25,6 +25,10 @@ pub struct InspectionConfig {
     /// Captures waiting for the adapters; when full, new ones are dropped and counted
     /// (`dropped_queue_full`), never waited for.
     pub queue_capacity: usize,
+    /// Body bytes the tap may hold at once, across exchanges still streaming and captures
+    /// queued or being read; an exchange that would go over it is dropped and counted
+    /// (`dropped_budget`), never waited for.
+    pub max_queued_bytes: u64,
     /// Distinct `class` label values per route; later classes are counted as `other`.
     pub max_class_labels: usize,
     /// Distinct `model` label values taken from payloads per route; later ones are `other`.
@@ -37,12 +41,17 @@ impl Default for InspectionConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            // 1 MiB holds a KServe V2 response for a batch of a few thousand classes, or an LLM
-            // stream of tens of thousands of tokens; image inputs above it are skipped.
-            max_body_bytes: 1024 * 1024,
-            // At 1 MiB each, worst case 1 GiB held; typical payloads are KBs. 1024 captures
-            // absorb a burst of about a second at 1k req/s while the adapters catch up.
+            // 4 MiB holds a 1×3×224×224 FP32 image tensor as KServe V2 JSON (~2 MB) or binary
+            // (~0.6 MB), a response for a batch of thousands of classes, or an LLM stream of
+            // hundreds of thousands of tokens; larger bodies are forwarded but not inspected.
+            max_body_bytes: 4 * 1024 * 1024,
+            // 1024 captures absorb a burst of about a second at 1k req/s while the adapters
+            // catch up; memory is bounded by max_queued_bytes, not by this count.
             queue_capacity: 1024,
+            // 32 MiB: thousands of typical KB-sized exchanges, or eight image-sized ones, in
+            // flight to the adapters; keeps the sidecar's RSS under load well below 64 MiB
+            // whatever the payloads are.
+            max_queued_bytes: 32 * 1024 * 1024,
             // Enough for ImageNet-style top classes seen in practice on one route, few enough
             // that a model emitting free text as a "class" cannot blow up the series count.
             max_class_labels: 64,
@@ -62,6 +71,15 @@ pub fn validate(v: &mut Validator<'_>, i: &InspectionConfig) {
     }
     if let Some(m) = at_least_one(i.queue_capacity as u64) {
         v.report("inspection.queue_capacity", m);
+    }
+    if i.max_queued_bytes < i.max_body_bytes {
+        v.report(
+            "inspection.max_queued_bytes",
+            format!(
+                "must be at least inspection.max_body_bytes ({}), got {}: no body that size could ever be inspected",
+                i.max_body_bytes, i.max_queued_bytes
+            ),
+        );
     }
     for (key, n) in [
         ("max_class_labels", i.max_class_labels),

@@ -3,6 +3,7 @@
 //! adapters. The live path only clones `Bytes` handles and never waits: a full queue or an
 //! over-size body is counted and the copy dropped.
 
+pub mod budget;
 pub mod config;
 
 use std::sync::{Arc, Mutex};
@@ -16,10 +17,14 @@ use tokio::time::Instant;
 
 use crate::metrics::{names, registered};
 use crate::routes::RouteInfo;
+pub use budget::{Budget, Reservation};
 use config::InspectionConfig;
 
 /// One complete live exchange, as the client and upstream sent it.
 pub struct Capture {
+    /// The bytes of the byte budget (`inspection.max_queued_bytes`) this capture's bodies hold;
+    /// given back when the capture is dropped, after the adapters and hooks have read it.
+    pub held: Reservation,
     pub route: Arc<RouteInfo>,
     pub method: Method,
     /// Path and query as the client sent them.
@@ -77,6 +82,7 @@ impl InspectionMetrics {
     pub const SKIPPED_TOO_LARGE: &'static str = "skipped_too_large";
     pub const DROPPED_QUEUE_FULL: &'static str = "dropped_queue_full";
     pub const SKIPPED_ENDPOINT: &'static str = "skipped_endpoint";
+    pub const DROPPED_BUDGET: &'static str = "dropped_budget";
 
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let total = registered(
@@ -84,7 +90,7 @@ impl InspectionMetrics {
             IntCounterVec::new(
                 Opts::new(
                     names::INSPECTION_TOTAL,
-                    "Tapped exchanges by result: parsed, malformed, skipped_too_large, dropped_queue_full.",
+                    "Tapped exchanges by result: parsed, malformed, skipped_too_large, skipped_status, skipped_endpoint, dropped_queue_full, dropped_budget.",
                 ),
                 &["route", "result"],
             )?,
@@ -102,6 +108,8 @@ impl InspectionMetrics {
 pub struct Tap {
     tx: mpsc::Sender<Capture>,
     max_body: u64,
+    /// Bounds the body bytes held across all recordings and queued captures.
+    budget: Arc<Budget>,
     metrics: InspectionMetrics,
     /// Request headers copied beyond [`KEPT_HEADERS`] (e.g. the feedback request-id header).
     extra_headers: Arc<[HeaderName]>,
@@ -118,6 +126,7 @@ impl Tap {
             Self {
                 tx,
                 max_body: cfg.max_body_bytes,
+                budget: Budget::new(cfg.max_queued_bytes),
                 metrics,
                 extra_headers: Arc::from(Vec::new()),
             },
@@ -158,8 +167,8 @@ impl Tap {
             path,
             request_headers: kept_headers(&request.headers, &self.extra_headers),
             start,
-            request: Arc::new(Mutex::new(Chunks::default())),
-            response: Chunks::default(),
+            request: Arc::new(Mutex::new(Chunks::new(&self.budget))),
+            response: Chunks::new(&self.budget),
             response_times: Vec::new(),
             status: StatusCode::OK,
             response_headers: HeaderMap::new(),
@@ -190,27 +199,46 @@ fn kept_headers(from: &HeaderMap, extra: &[HeaderName]) -> HeaderMap {
     out
 }
 
-#[derive(Default)]
+/// One body as it streams, and why it is no longer recorded (an `inspection_total` result).
 struct Chunks {
     chunks: Vec<Bytes>,
     bytes: u64,
-    too_large: bool,
+    skipped: Option<&'static str>,
+    held: Reservation,
 }
 
 impl Chunks {
+    fn new(budget: &Arc<Budget>) -> Self {
+        Self {
+            chunks: Vec::new(),
+            bytes: 0,
+            skipped: None,
+            held: Reservation::new(budget),
+        }
+    }
+
     fn push(&mut self, data: &Bytes, max: u64) -> bool {
-        if self.too_large {
+        if self.skipped.is_some() {
             return false;
         }
         self.bytes += data.len() as u64;
         if self.bytes > max {
-            // Over the limit: let go of what was held at once rather than at the end.
-            self.too_large = true;
-            self.chunks = Vec::new();
+            self.give_up(InspectionMetrics::SKIPPED_TOO_LARGE);
+            return false;
+        }
+        if !self.held.grow(data.len() as u64) {
+            self.give_up(InspectionMetrics::DROPPED_BUDGET);
             return false;
         }
         self.chunks.push(data.clone());
         true
+    }
+
+    /// Stop recording: let go of what was held at once rather than at the end.
+    fn give_up(&mut self, why: &'static str) {
+        self.skipped = Some(why);
+        self.chunks = Vec::new();
+        self.held.release();
     }
 }
 
@@ -269,21 +297,32 @@ impl TapRecorder {
     }
 
     /// The exchange completed: hand it to the adapters, or count why not.
-    pub fn complete(self, now: Instant) {
+    pub fn complete(mut self, now: Instant) {
         let metrics = &self.tap.metrics;
         let route = self.route.name.clone();
-        let request = match self.request.lock() {
-            Ok(mut r) if !r.too_large => std::mem::take(&mut r.chunks),
-            _ => {
+        let (request, mut held) = match self.request.lock() {
+            Ok(mut r) => match r.skipped {
+                None => {
+                    let held = std::mem::replace(&mut r.held, Reservation::new(&self.tap.budget));
+                    (std::mem::take(&mut r.chunks), held)
+                }
+                Some(why) => {
+                    metrics.count(&route, why);
+                    return;
+                }
+            },
+            Err(_) => {
                 metrics.count(&route, InspectionMetrics::SKIPPED_TOO_LARGE);
                 return;
             }
         };
-        if self.response.too_large {
-            metrics.count(&route, InspectionMetrics::SKIPPED_TOO_LARGE);
+        if let Some(why) = self.response.skipped {
+            metrics.count(&route, why);
             return;
         }
+        held.absorb(self.response.held);
         let capture = Capture {
+            held,
             route: self.route,
             method: self.method,
             path: self.path,
@@ -294,7 +333,7 @@ impl TapRecorder {
             response_chunks: self
                 .response_times
                 .into_iter()
-                .zip(self.response.chunks)
+                .zip(std::mem::take(&mut self.response.chunks))
                 .collect(),
             start: self.start,
             ttfb: self.ttfb,
