@@ -134,6 +134,13 @@ fn html_run(o: &mut String, r: &RunSummary) {
         esc(r.scenario.as_str()),
         r.verdict()
     );
+    // The latency SLO, drawn on both charts.
+    let slo_rules: Vec<_> = r
+        .slo_checks
+        .iter()
+        .filter(|c| c.name == "latency")
+        .map(|c| slo_rule(c.bound_secs))
+        .collect();
     let chart = Chart {
         title: "Latency by scheduled second".into(),
         x_label: "seconds into the run".into(),
@@ -143,12 +150,7 @@ fn html_run(o: &mut String, r: &RunSummary) {
             &r.timeline,
             |p, line| line.in_second(p).map(|v| (p.second as f64, v)),
         ),
-        h_rules: r
-            .slo_checks
-            .iter()
-            .filter(|c| c.name == "latency")
-            .map(|c| slo_rule(c.bound_secs))
-            .collect(),
+        h_rules: slo_rules.clone(),
         v_rules: vec![],
         y_scale: 1000.0,
     };
@@ -170,12 +172,7 @@ fn html_run(o: &mut String, r: &RunSummary) {
                     (100.0, l.max),
                 ],
             }],
-            h_rules: r
-                .slo_checks
-                .iter()
-                .filter(|c| c.name == "latency")
-                .map(|c| slo_rule(c.bound_secs))
-                .collect(),
+            h_rules: slo_rules,
             v_rules: vec![],
             y_scale: 1000.0,
         };
