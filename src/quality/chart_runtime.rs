@@ -169,8 +169,12 @@ impl ChartRuntime {
             Source::Pull(pull) => match pull.sample(self.interval, now)? {
                 Sample::Fraction { bad, n } => self.fraction(bad, n),
                 Sample::Value(v) => {
-                    self.sub.push(v);
-                    let closed = self.sub.flush()?;
+                    // With subgroup_size 1 the push itself closes the subgroup; otherwise the
+                    // interval's end does.
+                    let closed = match self.sub.push(v) {
+                        Some(closed) => closed,
+                        None => self.sub.flush()?,
+                    };
                     self.subgroup(closed)
                 }
             },

@@ -276,6 +276,56 @@ mod tests {
             .unwrap_or(f64::NAN)
     }
 
+    /// One route whose p99 is whatever the test last set.
+    struct OneRoute(std::sync::Mutex<Option<f64>>);
+
+    impl crate::quality::RouteFigures for OneRoute {
+        fn totals(&self, route: &str) -> Option<(u64, u64)> {
+            (route == "infer").then_some((0, 0))
+        }
+        fn p99(&self, route: &str, _: Duration, _: Instant) -> Option<f64> {
+            (route == "infer")
+                .then(|| *self.0.lock().unwrap())
+                .flatten()
+        }
+    }
+
+    #[test]
+    fn latency_p99_charts_plot_with_any_subgroup_size() {
+        for size in [0, 1] {
+            let registry = Registry::new();
+            let start = Instant::now();
+            let cfg = QualityConfig {
+                charts: vec![ChartConfig {
+                    name: "p99".into(),
+                    signal: "latency_p99:infer".into(),
+                    subgroup_size: size,
+                    phase1_subgroups: 4,
+                    ..ChartConfig::default()
+                }],
+                ..QualityConfig::default()
+            };
+            let routes = Arc::new(OneRoute(std::sync::Mutex::new(None)));
+            let (mut e, _s) = Engine::build(&cfg, routes.clone(), &registry, start).unwrap();
+            let every = Duration::from_secs_f64(cfg.charts[0].subgroup_interval_secs);
+            // Four subgroups learn the baseline; the fifth is plotted against it.
+            for (i, v) in [0.10, 0.12, 0.11, 0.13, 0.115].into_iter().enumerate() {
+                *routes.0.lock().unwrap() = Some(v);
+                e.tick(start + every * (i as u32 + 1));
+            }
+            assert_eq!(
+                gauge(&registry, "inferwatch_spc_phase1"),
+                0.0,
+                "subgroup_size {size}: intervals with a p99 end Phase I"
+            );
+            assert!(
+                (gauge(&registry, "inferwatch_spc_center_line") - 0.115).abs() < 1e-9,
+                "subgroup_size {size}: centre {}",
+                gauge(&registry, "inferwatch_spc_center_line")
+            );
+        }
+    }
+
     #[test]
     fn pushed_shewhart_learns_then_alarms_and_clears() {
         let chart = ChartConfig {
