@@ -41,7 +41,11 @@ pub(crate) async fn handle(
     if prev >= inner.max_in_flight {
         inner.in_flight.fetch_sub(1, Ordering::AcqRel);
         stats.count(CodeClass::C5xx, Outcome::Overloaded);
-        tracing::warn!(route = %stats.info.name, outcome = Outcome::Overloaded.as_str(), max_in_flight = inner.max_in_flight, "rejecting request: too many in flight");
+        if let Some(suppressed) = inner.warnings.admit(Outcome::Overloaded) {
+            tracing::warn!(route = %stats.info.name, outcome = Outcome::Overloaded.as_str(), max_in_flight = inner.max_in_flight, suppressed, "rejecting request: too many in flight (suppressed: like warnings held back since the last one)");
+        } else {
+            tracing::debug!(route = %stats.info.name, outcome = Outcome::Overloaded.as_str(), "rejecting request: too many in flight");
+        }
         return Ok(local_error(
             Outcome::Overloaded,
             "too many requests in flight",
@@ -63,6 +67,7 @@ pub(crate) async fn handle(
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared_len.is_some_and(|n| n > inner.max_body) {
         return Ok(fail(
+            &inner,
             &mut acct,
             Outcome::BodyTooLarge,
             "content-length over max_request_body_bytes",
@@ -86,6 +91,7 @@ pub(crate) async fn handle(
         Ok(u) => u,
         Err(_) => {
             return Ok(fail(
+                &inner,
                 &mut acct,
                 Outcome::RequestBodyError,
                 "bad request target",
@@ -152,6 +158,7 @@ pub(crate) async fn handle(
     let result = tokio::time::timeout(inner.first_byte_timeout, send).await;
     match result {
         Err(_) => Ok(fail(
+            &inner,
             &mut acct,
             Outcome::FirstByteTimeout,
             "no response headers within first_byte_timeout_secs",
@@ -163,7 +170,7 @@ pub(crate) async fn handle(
                 body::REQ_IDLE => Outcome::RequestBodyTimeout,
                 _ => Outcome::RequestBodyError,
             };
-            Ok(fail(&mut acct, outcome, &error_chain(&*e)))
+            Ok(fail(&inner, &mut acct, outcome, &error_chain(&*e)))
         }
         Ok(Err(Sending(e))) => {
             let outcome = match body_state.load(Ordering::Acquire) {
@@ -177,7 +184,7 @@ pub(crate) async fn handle(
                 },
             };
             let reason = error_chain(&e);
-            Ok(fail(&mut acct, outcome, &reason))
+            Ok(fail(&inner, &mut acct, outcome, &reason))
         }
         Ok(Ok(resp)) => {
             let status = resp.status().as_u16();
@@ -198,16 +205,21 @@ pub(crate) async fn handle(
 }
 
 /// Finish the request with a local error response, logging the reason once.
-fn fail(acct: &mut Accounting, outcome: Outcome, reason: &str) -> ProxyResponse {
+fn fail(inner: &Inner, acct: &mut Accounting, outcome: Outcome, reason: &str) -> ProxyResponse {
     let status = outcome.local_status().unwrap_or(502);
     // Client-side problems are the client's business; upstream problems are the operator's.
     match outcome {
         Outcome::BodyTooLarge | Outcome::RequestBodyTimeout | Outcome::RequestBodyError => {
             tracing::info!(route = %acct.route().info.name, outcome = outcome.as_str(), status, reason, "rejected request")
         }
-        _ => {
-            tracing::warn!(route = %acct.route().info.name, outcome = outcome.as_str(), status, reason, "upstream request failed")
-        }
+        _ => match inner.warnings.admit(outcome) {
+            Some(suppressed) => {
+                tracing::warn!(route = %acct.route().info.name, outcome = outcome.as_str(), status, reason, suppressed, "upstream request failed (suppressed: like warnings held back since the last one)")
+            }
+            None => {
+                tracing::debug!(route = %acct.route().info.name, outcome = outcome.as_str(), status, reason, "upstream request failed")
+            }
+        },
     }
     acct.finish(outcome, Some(status));
     local_error(outcome, reason)

@@ -11,6 +11,7 @@ pub mod headers;
 mod limits;
 mod retry;
 mod upstream;
+mod warn;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -59,6 +60,8 @@ pub(crate) struct Inner {
     client_idle: Duration,
     /// Largest request head (and HTTP/1.1 connection buffer), `max_request_header_bytes`.
     max_header: usize,
+    /// Rate limit on the live path's per-request warnings, shared by all workers.
+    warnings: Arc<warn::Warnings>,
 }
 
 /// The proxy, built from config; cheap to clone.
@@ -149,6 +152,7 @@ impl Proxy {
                 tap,
                 client_idle: Duration::from_secs_f64(p.client_idle_timeout_secs),
                 max_header: p.max_request_header_bytes,
+                warnings: Arc::new(warn::Warnings::default()),
             }),
             grace: Duration::from_secs_f64(p.shutdown_grace_secs),
             heartbeat: None,
