@@ -166,7 +166,8 @@ impl App {
             &proxy_metrics,
             tokio::time::Instant::now(),
         );
-        let proxy = Proxy::build(&cfg.proxy, Arc::new(router), tap)?;
+        let guard = metrics::GuardMetrics::register(&registry)?;
+        let proxy = Proxy::build(&cfg.proxy, Arc::new(router), tap, guard)?;
         let scrapes_rejected = registered(
             &registry,
             IntCounter::new(

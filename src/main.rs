@@ -77,6 +77,39 @@ fn load_or_report(path: Option<&PathBuf>) -> Result<config::Config, ExitCode> {
     })
 }
 
+/// Build the app from a loaded config exactly as `run` does (files read, models loaded,
+/// metrics registered), or report why not in `load_or_report`'s format and return the usage
+/// exit code. `check-config` runs this too, so it accepts exactly what `run` accepts.
+fn build_or_report(cfg: config::Config, path: Option<&PathBuf>) -> Result<app::App, ExitCode> {
+    app::App::build(cfg).map_err(|e| {
+        eprintln!("error: 1 problem(s) in {}", config_name(path));
+        eprintln!("  {e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+/// `inferwatch check-config`: load and build, serve nothing.
+fn check_config(path: Option<&PathBuf>) -> ExitCode {
+    let cfg = match load_or_report(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(async { build_or_report(cfg, path).map(drop) }) {
+        Ok(()) => {
+            println!("config ok: {}", config_name(path));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
 /// `inferwatch run`: build the sidecar from its config, serve until SIGTERM/SIGINT, exit 0.
 fn run(config: Option<&PathBuf>) -> ExitCode {
     let cfg = match load_or_report(config) {
@@ -92,12 +125,9 @@ fn run(config: Option<&PathBuf>) -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let app = match app::App::build(cfg) {
+        let app = match build_or_report(cfg, config) {
             Ok(a) => a,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build inferwatch");
-                return ExitCode::FAILURE;
-            }
+            Err(code) => return code,
         };
         let (proxy, admin) = match app.bind().await {
             Ok(l) => l,
@@ -114,13 +144,7 @@ fn run(config: Option<&PathBuf>) -> ExitCode {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run { config } => run(config.as_ref()),
-        Command::CheckConfig { config } => match load_or_report(config.as_ref()) {
-            Ok(_) => {
-                println!("config ok: {}", config_name(config.as_ref()));
-                ExitCode::SUCCESS
-            }
-            Err(code) => code,
-        },
+        Command::CheckConfig { config } => check_config(config.as_ref()),
         Command::Bench(args) => bench_cmd(&args),
         Command::Report(args) => report_cmd(&args),
         Command::Demo(args) => demo_cmd(&args),

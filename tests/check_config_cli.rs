@@ -90,3 +90,67 @@ fn missing_file_is_reported() {
     let output = check_config(file);
     assert_reports(&output, file, &[format!("{file}: config file not found")]);
 }
+
+/// Writes `toml` to a temporary file and runs check-config on it.
+fn check_text(toml: &str) -> (Output, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, toml).unwrap();
+    let file = path.display().to_string();
+    (check_config(&file), file, dir)
+}
+
+/// Issue 15: check-config said "ok" for configs `run` then refused. Both now build the app,
+/// files included, and report the same problem the same way.
+#[test]
+fn files_that_run_reads_are_checked_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing-golden.jsonl");
+    let empty_token = dir.path().join("token");
+    std::fs::write(&empty_token, "\n").unwrap();
+
+    let golden = format!(
+        "[[proxy.routes]]\nname = \"infer\"\npath_prefix = \"/v2/\"\nprotocol = \"kserve_v2\"\n\n\
+         [[canary]]\nname = \"g\"\nroute = \"infer\"\npath = \"/v2/models/m/infer\"\ngolden_file = \"{}\"\n",
+        missing.display()
+    );
+    let (out, file, _d) = check_text(&golden);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: 1 problem(s) in {file}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("  canary[0].golden_file: "), "{stderr}");
+
+    let token = format!(
+        "[inspection]\nenabled = true\n\n[feedback]\nenabled = true\ntoken_file = \"{}\"\n",
+        empty_token.display()
+    );
+    let (out, _file, _d) = check_text(&token);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "  feedback.token_file: {} is empty",
+            empty_token.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn absurd_durations_are_rejected_with_a_short_message() {
+    let (out, file, _d) = check_text(
+        "[proxy]\nconnect_timeout_secs = 1e-300\nfirst_byte_timeout_secs = 1e300\nbody_idle_timeout_secs = 1e-9\n",
+    );
+    assert_reports(
+        &out,
+        &file,
+        &[
+            "proxy.connect_timeout_secs: must be at least 0.001 seconds (1 ms), got 1e-300".into(),
+            "proxy.first_byte_timeout_secs: must be > 0 and <= 31536000 seconds, got 1e300".into(),
+            "proxy.body_idle_timeout_secs: must be at least 0.001 seconds (1 ms), got 1e-9".into(),
+        ],
+    );
+}

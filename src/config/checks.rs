@@ -17,15 +17,52 @@ pub const MIN_SAMPLING_SECS: f64 = 0.01;
 /// minutes at full power.
 pub const MAX_SAMPLING_SECS: f64 = 60.0;
 
+/// Shortest accepted non-zero duration, in seconds (1 ms): tokio's timers count whole
+/// milliseconds, so anything shorter (`1e-300`) is a typo that would act as 0 or as 1 ms.
+pub const MIN_SECS: f64 = 0.001;
+
 /// A duration that must be positive.
 pub fn secs_positive(x: f64) -> Option<String> {
-    (!(x > 0.0 && x <= MAX_SECS)).then(|| format!("must be > 0 and <= {MAX_SECS} seconds, got {x}"))
+    if !(x > 0.0 && x <= MAX_SECS) {
+        return Some(format!(
+            "must be > 0 and <= {MAX_SECS} seconds, got {}",
+            short(x)
+        ));
+    }
+    below_a_millisecond(x)
 }
 
 /// A duration that may be 0; `zero_means` says what 0 does (" (0 disables)"), or is empty.
 pub fn secs_non_negative(x: f64, zero_means: &str) -> Option<String> {
-    (!(0.0..=MAX_SECS).contains(&x))
-        .then(|| format!("must be >= 0{zero_means} and <= {MAX_SECS} seconds, got {x}"))
+    if !(0.0..=MAX_SECS).contains(&x) {
+        return Some(format!(
+            "must be >= 0{zero_means} and <= {MAX_SECS} seconds, got {}",
+            short(x)
+        ));
+    }
+    if x == 0.0 {
+        return None;
+    }
+    below_a_millisecond(x)
+}
+
+fn below_a_millisecond(x: f64) -> Option<String> {
+    (x < MIN_SECS).then(|| {
+        format!(
+            "must be at least {MIN_SECS} seconds (1 ms), got {}",
+            short(x)
+        )
+    })
+}
+
+/// A number as written in a short message: plain in the usual range, else in exponent form
+/// (`1e300` rather than 301 digits).
+pub fn short(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() || (1e-3..1e12).contains(&x.abs()) {
+        format!("{x}")
+    } else {
+        format!("{x:e}")
+    }
 }
 
 /// A count that must be at least 1.

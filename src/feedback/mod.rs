@@ -226,7 +226,7 @@ impl Feedback {
         let Some(given) = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_credentials)
         else {
             return false;
         };
@@ -367,6 +367,16 @@ impl CaptureHook for Feedback {
     }
 }
 
+/// The credentials of an `Authorization: Bearer …` value. The scheme name is case-insensitive
+/// (RFC 9110 §11.1: `bearer`, `BEARER` and `Bearer` are the same) and may be followed by
+/// several spaces.
+fn bearer_credentials(v: &str) -> Option<&str> {
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim_start())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,5 +448,14 @@ mod tests {
             "Bearer s3cret".parse().unwrap(),
         );
         assert!(f.authorized(&h));
+        // RFC 9110 §11.1: the scheme is case-insensitive.
+        for v in ["bearer s3cret", "BEARER  s3cret"] {
+            h.insert(http::header::AUTHORIZATION, v.parse().unwrap());
+            assert!(f.authorized(&h), "{v}");
+        }
+        for v in ["Basic s3cret", "Bearers3cret", "bearer nope"] {
+            h.insert(http::header::AUTHORIZATION, v.parse().unwrap());
+            assert!(!f.authorized(&h), "{v}");
+        }
     }
 }

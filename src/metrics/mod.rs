@@ -5,7 +5,9 @@
 //! Label values always come from closed sets: route names from config, the [`Outcome`] and
 //! [`CodeClass`] enums, model names from config (later capped with an `other` bucket).
 
+mod guard;
 mod ratio;
+pub use guard::{GuardMetrics, RejectReason, RetryReason};
 pub use ratio::RatioGauge;
 
 /// A window's label value: `60` → `1m`, `600` → `10m`, `3600` → `1h`, `90` → `90s`.
@@ -50,6 +52,8 @@ pub mod names {
     pub const BUILD_INFO: &str = "inferwatch_build_info";
     pub const SCRAPES_REJECTED_TOTAL: &str = "inferwatch_scrapes_rejected_total";
     pub const INSPECTION_TOTAL: &str = "inferwatch_inspection_total";
+    pub const REQUESTS_REJECTED_TOTAL: &str = "inferwatch_requests_rejected_total";
+    pub const UPSTREAM_RETRIES_TOTAL: &str = "inferwatch_upstream_retries_total";
 
     // Energy (src/energy/): every family the sources feed carries a `source` label
     // (nvml, rapl, estimate), so an estimate can never pass for a measurement.

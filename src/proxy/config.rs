@@ -9,6 +9,11 @@ use crate::config::checks::{at_least_one, secs_non_negative, secs_positive, upst
 use crate::config::validator::Validator;
 use crate::routes::config::RouteConfig;
 
+/// Smallest `max_request_header_bytes`: hyper's smallest HTTP/1.1 connection buffer.
+pub const MIN_HEADER_BYTES: usize = 8192;
+/// Largest `max_request_header_bytes` (16 MiB): it is also a per-connection buffer size.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024 * 1024;
+
 /// `[proxy]`: the live path.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -30,6 +35,9 @@ pub struct ProxyConfig {
     pub body_idle_timeout_secs: f64,
     /// Largest request body accepted; larger gets 413.
     pub max_request_body_bytes: u64,
+    /// Largest request head (HTTP/1.1: request line and headers; HTTP/2: the decoded header
+    /// list); larger gets 431. Also caps each HTTP/1.1 connection's read and write buffers.
+    pub max_request_header_bytes: usize,
     /// Requests in flight at once across all routes; one more gets an immediate 503.
     pub max_in_flight: usize,
     /// Append the client address to `X-Forwarded-For`.
@@ -66,6 +74,10 @@ impl Default for ProxyConfig {
             body_idle_timeout_secs: 60.0,
             // 64 MiB: big enough for image batches, small enough to stop runaway uploads.
             max_request_body_bytes: 64 * 1024 * 1024,
+            // 60 KiB, Envoy's default (nginx allows 32 KiB): real inference requests carry a few
+            // hundred bytes of headers, bearer tokens and tracing included; hyper's own limit
+            // (~400 KB of buffer per connection) let 500 slow connections take 200 MB.
+            max_request_header_bytes: 60 * 1024,
             // A model server saturates long before 1024 concurrent requests; past that, shed load.
             max_in_flight: 1024,
             x_forwarded_for: false,
@@ -77,7 +89,11 @@ impl Default for ProxyConfig {
             // upstream connection stay on one thread, with no cross-thread wake-ups.
             worker_threads: 0,
             pool_max_idle_per_host: 64,
-            pool_idle_timeout_secs: 90.0,
+            // Below uvicorn's 5 s keep-alive (MLServer, FastAPI servers, vLLM) and most servers'
+            // (Go 90 s+, nginx 75 s, Node 5 s): the sidecar drops an idle connection before the
+            // server closes it, so a request rarely meets a closing connection (and the one
+            // retry in `retry.rs` covers the race that remains).
+            pool_idle_timeout_secs: 4.0,
             // Longer than common clients keep idle pooled connections (Go's http.Transport 90 s,
             // nginx's keepalive_timeout 75 s), so the client side closes first and never sends
             // a request on a connection the sidecar is closing.
@@ -122,6 +138,15 @@ pub fn validate(v: &mut Validator<'_>, p: &ProxyConfig) {
         "proxy.max_request_body_bytes",
         at_least_one(p.max_request_body_bytes),
     );
+    if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&p.max_request_header_bytes) {
+        v.report(
+            "proxy.max_request_header_bytes",
+            format!(
+                "must be >= {MIN_HEADER_BYTES} and <= {MAX_HEADER_BYTES}, got {}",
+                p.max_request_header_bytes
+            ),
+        );
+    }
     v.check("proxy.max_in_flight", at_least_one(p.max_in_flight as u64));
     v.check(
         "proxy.shutdown_grace_secs",

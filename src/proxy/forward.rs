@@ -15,8 +15,9 @@ use tokio::time::Instant;
 
 use super::body::{self, Accounting, RequestBody, ResponseBody};
 use super::headers::{append_forwarded_for, strip_hop_by_hop};
-use super::{Inner, SendError};
-use crate::metrics::{CodeClass, Outcome};
+use super::retry::{self, UpstreamBody};
+use super::{limits, Inner, SendError};
+use crate::metrics::{CodeClass, Outcome, RejectReason};
 use crate::routes::config::Protocol;
 
 pub type ProxyResponse = Response<Either<ResponseBody, Full<Bytes>>>;
@@ -30,6 +31,9 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<ProxyResponse, Infallible> {
     let start = Instant::now();
+    if let Some(reason) = limits::refuse(req.method(), req.version(), req.headers()) {
+        return Ok(refused(&inner, reason));
+    }
     let stats = inner.router.route(req.uri().path()).clone();
 
     // Admission: the limit is checked and taken in one atomic step, so a burst cannot overshoot.
@@ -37,7 +41,11 @@ pub(crate) async fn handle(
     if prev >= inner.max_in_flight {
         inner.in_flight.fetch_sub(1, Ordering::AcqRel);
         stats.count(CodeClass::C5xx, Outcome::Overloaded);
-        tracing::warn!(route = %stats.info.name, outcome = Outcome::Overloaded.as_str(), max_in_flight = inner.max_in_flight, "rejecting request: too many in flight");
+        if let Some(suppressed) = inner.warnings.admit(Outcome::Overloaded) {
+            tracing::warn!(route = %stats.info.name, outcome = Outcome::Overloaded.as_str(), max_in_flight = inner.max_in_flight, suppressed, "rejecting request: too many in flight (suppressed: like warnings held back since the last one)");
+        } else {
+            tracing::debug!(route = %stats.info.name, outcome = Outcome::Overloaded.as_str(), "rejecting request: too many in flight");
+        }
         return Ok(local_error(
             Outcome::Overloaded,
             "too many requests in flight",
@@ -59,6 +67,7 @@ pub(crate) async fn handle(
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared_len.is_some_and(|n| n > inner.max_body) {
         return Ok(fail(
+            &inner,
             &mut acct,
             Outcome::BodyTooLarge,
             "content-length over max_request_body_bytes",
@@ -82,6 +91,7 @@ pub(crate) async fn handle(
         Ok(u) => u,
         Err(_) => {
             return Ok(fail(
+                &inner,
                 &mut acct,
                 Outcome::RequestBodyError,
                 "bad request target",
@@ -123,27 +133,46 @@ pub(crate) async fn handle(
     };
 
     let body_state = Arc::new(AtomicU8::new(body::REQ_OK));
-    let upstream_req = Request::from_parts(
-        parts,
-        RequestBody::new(
-            body,
-            inner.max_body,
-            inner.body_idle,
-            body_state.clone(),
-            recorder.as_ref().map(|r| r.request_tap()),
-        ),
+    let body = RequestBody::new(
+        body,
+        inner.max_body,
+        inner.body_idle,
+        body_state.clone(),
+        recorder.as_ref().map(|r| r.request_tap()),
     );
     acct.set_forwarded();
 
-    let result =
-        tokio::time::timeout(inner.first_byte_timeout, inner.client.send(upstream_req)).await;
+    let send = async {
+        // A small body is read first, so the request can be sent again if the pooled
+        // connection it goes out on turns out to be closing (retry.rs). HTTP/2 upstreams
+        // multiplex one connection and are not retried.
+        if !inner.upstream_h2 && retry::keepable(declared_len, &body) {
+            let kept = retry::collect(body).await.map_err(Collect)?;
+            let req = Request::from_parts(parts, UpstreamBody::Right(Full::new(kept.clone())));
+            inner.client.send(req, Some(kept)).await.map_err(Sending)
+        } else {
+            let req = Request::from_parts(parts, UpstreamBody::Left(body));
+            inner.client.send(req, None).await.map_err(Sending)
+        }
+    };
+    let result = tokio::time::timeout(inner.first_byte_timeout, send).await;
     match result {
         Err(_) => Ok(fail(
+            &inner,
             &mut acct,
             Outcome::FirstByteTimeout,
             "no response headers within first_byte_timeout_secs",
         )),
-        Ok(Err(e)) => {
+        Ok(Err(Collect(e))) => {
+            // The body was being read before sending: its state says why it stopped.
+            let outcome = match body_state.load(Ordering::Acquire) {
+                body::REQ_TOO_LARGE => Outcome::BodyTooLarge,
+                body::REQ_IDLE => Outcome::RequestBodyTimeout,
+                _ => Outcome::RequestBodyError,
+            };
+            Ok(fail(&inner, &mut acct, outcome, &error_chain(&*e)))
+        }
+        Ok(Err(Sending(e))) => {
             let outcome = match body_state.load(Ordering::Acquire) {
                 body::REQ_TOO_LARGE => Outcome::BodyTooLarge,
                 body::REQ_IDLE => Outcome::RequestBodyTimeout,
@@ -155,13 +184,16 @@ pub(crate) async fn handle(
                 },
             };
             let reason = error_chain(&e);
-            Ok(fail(&mut acct, outcome, &reason))
+            Ok(fail(&inner, &mut acct, outcome, &reason))
         }
         Ok(Ok(resp)) => {
             let status = resp.status().as_u16();
             let now = Instant::now();
             acct.headers_received(status, now);
             let (mut parts, body) = resp.into_parts();
+            if limits::drop_length_if_coded(&mut parts.headers) {
+                tracing::debug!(route = %acct.route().info.name, "upstream sent both Transfer-Encoding and Content-Length; the body is framed by the coding, the length is dropped");
+            }
             strip_hop_by_hop(&mut parts.headers, false);
             if let Some(r) = recorder.as_mut() {
                 r.headers(parts.status, &parts.headers, now);
@@ -173,19 +205,60 @@ pub(crate) async fn handle(
 }
 
 /// Finish the request with a local error response, logging the reason once.
-fn fail(acct: &mut Accounting, outcome: Outcome, reason: &str) -> ProxyResponse {
+fn fail(inner: &Inner, acct: &mut Accounting, outcome: Outcome, reason: &str) -> ProxyResponse {
     let status = outcome.local_status().unwrap_or(502);
     // Client-side problems are the client's business; upstream problems are the operator's.
     match outcome {
         Outcome::BodyTooLarge | Outcome::RequestBodyTimeout | Outcome::RequestBodyError => {
             tracing::info!(route = %acct.route().info.name, outcome = outcome.as_str(), status, reason, "rejected request")
         }
-        _ => {
-            tracing::warn!(route = %acct.route().info.name, outcome = outcome.as_str(), status, reason, "upstream request failed")
-        }
+        _ => match inner.warnings.admit(outcome) {
+            Some(suppressed) => {
+                tracing::warn!(route = %acct.route().info.name, outcome = outcome.as_str(), status, reason, suppressed, "upstream request failed (suppressed: like warnings held back since the last one)")
+            }
+            None => {
+                tracing::debug!(route = %acct.route().info.name, outcome = outcome.as_str(), status, reason, "upstream request failed")
+            }
+        },
     }
     acct.finish(outcome, Some(status));
     local_error(outcome, reason)
+}
+
+/// How the upstream call failed: reading the (small, kept) request body, or sending.
+enum CallError {
+    Collect(body::BoxError),
+    Sending(SendError),
+}
+use CallError::{Collect, Sending};
+
+/// Answer a request refused before routing; it is counted by reason, not by route.
+fn refused(inner: &Inner, reason: RejectReason) -> ProxyResponse {
+    inner.client.guard().rejected(reason);
+    let (status, why) = limits::refusal(reason);
+    tracing::debug!(
+        reason = reason.as_str(),
+        status = status.as_u16(),
+        "refused request"
+    );
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(format!(
+        "inferwatch: {}: {why}\n",
+        reason.as_str()
+    )))));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(ERROR_HEADER, HeaderValue::from_static(reason.as_str()));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if reason == RejectReason::Connect {
+        h.insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+    }
+    resp
 }
 
 fn local_error(outcome: Outcome, reason: &str) -> ProxyResponse {

@@ -8,7 +8,10 @@ mod body;
 pub mod config;
 mod forward;
 pub mod headers;
+mod limits;
+mod retry;
 mod upstream;
+mod warn;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,8 +26,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 pub use body::{Accounting, BoxError, RequestBody, ResponseBody};
+pub use retry::{UpstreamBody, REPLAY_MAX_BYTES};
 pub use upstream::{SendError, UpstreamClient, UpstreamSettings};
 
+use crate::metrics::{GuardMetrics, RejectReason};
 use crate::routes::Router;
 use crate::tap::Tap;
 use config::{ProxyConfig, UpstreamProtocol};
@@ -53,6 +58,10 @@ pub(crate) struct Inner {
     tap: Option<Tap>,
     /// HTTP/1.1 clients: the wait for a request's headers, idle keep-alive time included.
     client_idle: Duration,
+    /// Largest request head (and HTTP/1.1 connection buffer), `max_request_header_bytes`.
+    max_header: usize,
+    /// Rate limit on the live path's per-request warnings, shared by all workers.
+    warnings: Arc<warn::Warnings>,
 }
 
 /// The proxy, built from config; cheap to clone.
@@ -98,11 +107,12 @@ impl Heartbeat {
 impl Proxy {
     /// Build from a validated `[proxy]` section, counting into `router` (built from the same
     /// section's routes). `tap`, when given, receives copies of exchanges on routes whose
-    /// protocol is not `opaque`.
+    /// protocol is not `opaque`. `guard` counts refusals and retries.
     pub fn build(
         p: &ProxyConfig,
         router: Arc<Router>,
         tap: Option<Tap>,
+        guard: GuardMetrics,
     ) -> Result<Self, BuildError> {
         let uri: http::Uri = p
             .upstream
@@ -113,13 +123,16 @@ impl Proxy {
             .cloned()
             .ok_or_else(|| BuildError::Upstream("no host:port".into()))?;
         let upstream_h2 = p.upstream_protocol == UpstreamProtocol::H2c;
-        let client = Arc::new(UpstreamClient::new(UpstreamSettings {
-            authority: authority_with_port(&authority),
-            connect_timeout: Duration::from_secs_f64(p.connect_timeout_secs),
-            idle_timeout: Duration::from_secs_f64(p.pool_idle_timeout_secs),
-            max_idle: p.pool_max_idle_per_host,
-            h2: upstream_h2,
-        }));
+        let client = Arc::new(UpstreamClient::new(
+            UpstreamSettings {
+                authority: authority_with_port(&authority),
+                connect_timeout: Duration::from_secs_f64(p.connect_timeout_secs),
+                idle_timeout: Duration::from_secs_f64(p.pool_idle_timeout_secs),
+                max_idle: p.pool_max_idle_per_host,
+                h2: upstream_h2,
+            },
+            guard,
+        ));
         let body_idle = (p.body_idle_timeout_secs > 0.0)
             .then(|| Duration::from_secs_f64(p.body_idle_timeout_secs));
         Ok(Self {
@@ -138,6 +151,8 @@ impl Proxy {
                 preserve_host: p.preserve_host,
                 tap,
                 client_idle: Duration::from_secs_f64(p.client_idle_timeout_secs),
+                max_header: p.max_request_header_bytes,
+                warnings: Arc::new(warn::Warnings::default()),
             }),
             grace: Duration::from_secs_f64(p.shutdown_grace_secs),
             heartbeat: None,
@@ -149,7 +164,10 @@ impl Proxy {
     /// between threads.
     pub fn with_own_client(&self) -> Self {
         let mut inner = (*self.inner).clone();
-        inner.client = Arc::new(UpstreamClient::new(inner.client.settings().clone()));
+        inner.client = Arc::new(UpstreamClient::new(
+            inner.client.settings().clone(),
+            inner.client.guard().clone(),
+        ));
         Self {
             inner: Arc::new(inner),
             grace: self.grace,
@@ -182,11 +200,19 @@ impl Proxy {
         // hyper's header-read timer also runs while a keep-alive connection waits for its next
         // request, so it is the client idle timeout (hyper's own default, 30 s, would close
         // connections that client pools still hold).
+        // The request head limit: hyper answers 431 once an unfinished HTTP/1.1 head fills the
+        // connection's buffer, so one number bounds both the head and each connection's buffer
+        // memory (hyper's default, ~400 KB, let slow clients hold that much each); HTTP/2
+        // advertises it as SETTINGS_MAX_HEADER_LIST_SIZE and h2 answers 431 past it.
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(self.inner.client_idle);
-        builder.http2().timer(TokioTimer::new());
+            .header_read_timeout(self.inner.client_idle)
+            .max_buf_size(self.inner.max_header);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.inner.max_header).unwrap_or(u32::MAX));
         let graceful = GracefulShutdown::new();
         let beating = self.heartbeat.clone().map(|hb| {
             tokio::spawn(async move {
@@ -214,8 +240,12 @@ impl Proxy {
                     let svc = service_fn(move |req| forward::handle(inner.clone(), remote, req));
                     let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
                     let conn = graceful.watch(conn);
+                    let guard = self.inner.client.guard().clone();
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
+                            if limits::is_header_too_large(&*e) {
+                                guard.rejected(RejectReason::HeaderTooLarge);
+                            }
                             tracing::debug!(error = %e, %remote, "client connection ended with error");
                         }
                     });
