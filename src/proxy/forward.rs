@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::body::{self, Accounting, RequestBody, ResponseBody};
+use super::grpc;
 use super::headers::{append_forwarded_for, strip_hop_by_hop};
 use super::{Inner, SendError};
 use crate::metrics::{CodeClass, Outcome};
@@ -34,16 +35,23 @@ pub(crate) async fn handle(
 
     // Admission: the limit is checked and taken in one atomic step, so a burst cannot overshoot.
     let prev = inner.in_flight.fetch_add(1, Ordering::AcqRel);
+    let is_grpc = grpc::is_grpc(req.headers());
     if prev >= inner.max_in_flight {
         inner.in_flight.fetch_sub(1, Ordering::AcqRel);
-        stats.count(CodeClass::C5xx, Outcome::Overloaded);
         tracing::warn!(route = %stats.info.name, outcome = Outcome::Overloaded.as_str(), max_in_flight = inner.max_in_flight, "rejecting request: too many in flight");
+        if is_grpc {
+            return Ok(grpc_overloaded(&stats));
+        }
+        stats.count(CodeClass::C5xx, Outcome::Overloaded);
         return Ok(local_error(
             Outcome::Overloaded,
             "too many requests in flight",
         ));
     }
     let mut acct = Accounting::admit(stats, inner.in_flight.clone(), start);
+    if is_grpc {
+        acct.set_grpc();
+    }
 
     let (mut parts, body) = req.into_parts();
     let mut recorder = match &inner.tap {
@@ -135,8 +143,11 @@ pub(crate) async fn handle(
     );
     acct.set_forwarded();
 
-    let result =
-        tokio::time::timeout(inner.first_byte_timeout, inner.client.send(upstream_req)).await;
+    let first_byte_timeout = match is_grpc {
+        true => grpc_first_byte_timeout(&upstream_req, inner.first_byte_timeout),
+        false => inner.first_byte_timeout,
+    };
+    let result = tokio::time::timeout(first_byte_timeout, inner.client.send(upstream_req)).await;
     match result {
         Err(_) => Ok(fail(
             &mut acct,
@@ -162,6 +173,7 @@ pub(crate) async fn handle(
             let now = Instant::now();
             acct.headers_received(status, now);
             let (mut parts, body) = resp.into_parts();
+            acct.grpc_response(&parts.headers);
             strip_hop_by_hop(&mut parts.headers, false);
             if let Some(r) = recorder.as_mut() {
                 r.headers(parts.status, &parts.headers, now);
@@ -184,8 +196,27 @@ fn fail(acct: &mut Accounting, outcome: Outcome, reason: &str) -> ProxyResponse 
             tracing::warn!(route = %acct.route().info.name, outcome = outcome.as_str(), status, reason, "upstream request failed")
         }
     }
+    if acct.is_grpc() {
+        acct.set_grpc_status(grpc::code_for(outcome));
+        acct.finish(outcome, Some(200));
+        return grpc::local_answer(outcome, reason);
+    }
     acct.finish(outcome, Some(status));
     local_error(outcome, reason)
+}
+
+/// A gRPC call shed before admission: counted as the HTTP 200 the client sees, with the
+/// UNAVAILABLE it reads.
+fn grpc_overloaded(stats: &crate::routes::RouteStats) -> ProxyResponse {
+    stats.count(CodeClass::C2xx, Outcome::Overloaded);
+    stats.count_grpc(grpc::code_for(Outcome::Overloaded));
+    grpc::local_answer(Outcome::Overloaded, "too many requests in flight")
+}
+
+/// The client's `grpc-timeout` bounds the wait for response headers when it is shorter than
+/// the configured first-byte timeout: past it the client has given up anyway.
+fn grpc_first_byte_timeout<B>(req: &Request<B>, configured: std::time::Duration) -> std::time::Duration {
+    grpc::timeout(req.headers()).map_or(configured, |t| t.min(configured))
 }
 
 fn local_error(outcome: Outcome, reason: &str) -> ProxyResponse {

@@ -1,0 +1,286 @@
+//! gRPC through the sidecar with real peers: MLServer's gRPC port behind it (`h2c`), the real
+//! `tritonclient.grpc` and plain `grpcio` clients in front. A gRPC call's result is its
+//! `grpc-status`: failed calls count as failures with their codes, and when the sidecar answers
+//! itself (dead upstream, a client deadline) the client library reads a proper gRPC status.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use http::Request;
+use http_body_util::BodyExt;
+use inferwatch::proxy::config::UpstreamProtocol;
+use inferwatch::routes::config::{Protocol, RouteConfig};
+use support::*;
+
+const SETUP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mlserver_iris.py");
+const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/grpc_iris.py");
+const SERVICE: &str = "/inference.GRPCInferenceService/";
+
+/// What a client script saw: calls that succeeded, failed calls by status code name, classes.
+#[derive(Debug, serde::Deserialize)]
+struct Tally {
+    ok: u64,
+    codes: BTreeMap<String, u64>,
+    classes: BTreeMap<String, u64>,
+    rows: u64,
+    infer_ok: u64,
+    #[serde(default)]
+    message: String,
+}
+
+async fn run_client(python: &std::path::Path, args: Vec<String>) -> Tally {
+    let python = python.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(CLIENTS)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "gRPC client failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
+    })
+}
+
+fn grpc_route(protocol: Protocol) -> RouteConfig {
+    RouteConfig {
+        name: "grpc".into(),
+        path_prefix: SERVICE.into(),
+        protocol,
+        model: "iris".into(),
+        ..RouteConfig::default()
+    }
+}
+
+/// MLServer serving the iris classifier; returns the server and its (http, grpc) ports.
+async fn start_mlserver(
+    python: &std::path::Path,
+    dir: &std::path::Path,
+) -> (KillOnDrop, u16, u16) {
+    let (http_port, grpc_port, metrics_port) = (free_port(), free_port(), free_port());
+    let setup = Command::new(python)
+        .arg(SETUP)
+        .arg("setup")
+        .arg(dir)
+        .args([http_port, grpc_port, metrics_port].map(|p| p.to_string()))
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "model set-up failed:\n{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let log_path = dir.join("mlserver.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mlserver = python.with_file_name("mlserver");
+    let mut server = KillOnDrop(
+        Command::new(&mlserver)
+            .args(["start", "."])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", mlserver.display())),
+    );
+    wait_mlserver_ready(
+        &format!("http://127.0.0.1:{http_port}/v2/models/iris/ready"),
+        &mut server,
+        &log_path,
+    )
+    .await;
+    (server, http_port, grpc_port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_status_counts_failed_calls_with_their_codes() {
+    let python = peers_python(&["mlserver", "mlserver_sklearn", "sklearn"]);
+    peers_python(&["tritonclient.grpc", "grpc"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _http_port, grpc_port) = start_mlserver(&python, dir.path()).await;
+    let direct = format!("127.0.0.1:{grpc_port}");
+
+    let mut cfg = test_config(&format!("http://{direct}"));
+    cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
+    cfg.proxy.routes = vec![grpc_route(Protocol::Opaque)];
+    let sc = Sidecar::start(cfg).await;
+    let via = sc.proxy_addr.to_string();
+
+    let triton = run_client(&python, vec!["triton".into(), via.clone(), direct.clone()]).await;
+    let grpcio = run_client(&python, vec!["grpcio".into(), via, direct]).await;
+    // The clients saw what MLServer answers: NOT_FOUND for an unknown model, INTERNAL for a
+    // wrong input shape.
+    assert_eq!(triton.codes.get("NOT_FOUND"), Some(&6), "{triton:?}");
+    assert_eq!(triton.codes.get("INTERNAL"), Some(&4), "{triton:?}");
+    assert_eq!(grpcio.codes.get("NOT_FOUND"), Some(&3), "{grpcio:?}");
+    assert_eq!(grpcio.codes.get("INTERNAL"), Some(&2), "{grpcio:?}");
+    let ok = (triton.ok + grpcio.ok) as f64;
+    let mut failed = BTreeMap::<String, u64>::new();
+    for (code, n) in triton.codes.iter().chain(&grpcio.codes) {
+        *failed.entry(code.clone()).or_default() += n;
+    }
+    let failed_total: u64 = failed.values().sum();
+
+    let route = [("route", "grpc")];
+    assert_eventually!(sc.scrape().await.sum("inferwatch_requests_total", &route) >= ok);
+    let s = sc.scrape().await;
+    // Every call is a request; the failed ones are `grpc_error`, never `ok`.
+    assert_eq!(
+        s.get(
+            "inferwatch_requests_total",
+            &[("route", "grpc"), ("model", "iris"), ("code_class", "2xx"), ("outcome", "ok")]
+        ),
+        Some(ok)
+    );
+    assert_eq!(
+        s.get(
+            "inferwatch_requests_total",
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("code_class", "2xx"),
+                ("outcome", "grpc_error")
+            ]
+        ),
+        Some(failed_total as f64)
+    );
+    assert_eq!(
+        s.sum("inferwatch_requests_total", &route),
+        ok + failed_total as f64,
+        "no call counted twice or under another outcome"
+    );
+    // The codes, as the client libraries reported them.
+    assert_eq!(
+        s.get(
+            "inferwatch_grpc_calls_total",
+            &[("route", "grpc"), ("model", "iris"), ("grpc_code", "OK")]
+        ),
+        Some(ok)
+    );
+    for (code, n) in &failed {
+        assert_eq!(
+            s.get(
+                "inferwatch_grpc_calls_total",
+                &[("route", "grpc"), ("model", "iris"), ("grpc_code", code)]
+            ),
+            Some(*n as f64),
+            "grpc_code {code}"
+        );
+    }
+    assert_eq!(s.sum("inferwatch_grpc_calls_total", &route), ok + failed_total as f64);
+    // Failed calls were answered by the model server, so they are timed like any other.
+    assert_eq!(
+        s.get(
+            "inferwatch_request_duration_seconds_count",
+            &[("route", "grpc"), ("model", "iris")]
+        ),
+        Some(ok + failed_total as f64)
+    );
+    if let Err(report) = promtool_check(&sc.scrape_text().await) {
+        panic!("promtool check metrics:\n{report}");
+    }
+    assert!(triton.infer_ok > 0 && grpcio.infer_ok > 0 && triton.rows > 0);
+    assert_eq!(triton.classes.len(), 3, "{triton:?}");
+    sc.shutdown().await;
+    drop(server);
+}
+
+/// A dead upstream: the sidecar answers HTTP 200 trailers-only with UNAVAILABLE, which both
+/// client libraries raise as UNAVAILABLE (not as a protocol error), and counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_upstream_is_unavailable_to_grpc_clients() {
+    let python = peers_python(&["tritonclient.grpc", "grpc"]);
+    let mut cfg = test_config(&format!("http://127.0.0.1:{}", free_port()));
+    cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
+    cfg.proxy.routes = vec![grpc_route(Protocol::Opaque)];
+    let sc = Sidecar::start(cfg).await;
+    let seen = run_client(&python, vec!["dead".into(), sc.proxy_addr.to_string()]).await;
+    assert_eq!(seen.codes.get("UNAVAILABLE"), Some(&2), "{seen:?}");
+    assert!(
+        seen.message.contains("inferwatch: connect_error"),
+        "grpc-message reaches the client: {}",
+        seen.message
+    );
+    let s = sc.scrape().await;
+    assert_eq!(
+        s.get(
+            "inferwatch_requests_total",
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("code_class", "2xx"),
+                ("outcome", "connect_error")
+            ]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        s.get(
+            "inferwatch_grpc_calls_total",
+            &[("route", "grpc"), ("model", "iris"), ("grpc_code", "UNAVAILABLE")]
+        ),
+        Some(2.0)
+    );
+    sc.shutdown().await;
+}
+
+/// The client's `grpc-timeout` bounds the wait for response headers when shorter than the
+/// configured first-byte timeout: an upstream that accepts and never answers costs the client
+/// its own deadline, not five minutes, and it gets DEADLINE_EXCEEDED the gRPC way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_timeout_bounds_the_first_byte_wait() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let mut cfg = test_config(&format!("http://{addr}"));
+    cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
+    cfg.proxy.first_byte_timeout_secs = 300.0;
+    cfg.proxy.routes = vec![grpc_route(Protocol::Opaque)];
+    let sc = Sidecar::start(cfg).await;
+    let req = Request::post(sc.url("/inference.GRPCInferenceService/ServerLive"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", "300m")
+        .body(full(&b"\0\0\0\0\0"[..]))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(60), h2_client().request(req))
+        .await
+        .expect("the sidecar answered within the client's deadline, not first_byte_timeout")
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["grpc-status"], "4");
+    assert_eq!(resp.headers()["content-type"], "application/grpc");
+    assert_eq!(resp.headers()["x-inferwatch-error"], "first_byte_timeout");
+    let body = resp.into_body().collect().await.unwrap();
+    assert!(body.to_bytes().is_empty(), "trailers-only: no body");
+    let s = sc.scrape().await;
+    assert_eq!(
+        s.get(
+            "inferwatch_grpc_calls_total",
+            &[("route", "grpc"), ("model", "iris"), ("grpc_code", "DEADLINE_EXCEEDED")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.sum("inferwatch_requests_total", &[("outcome", "first_byte_timeout")]),
+        1.0
+    );
+    sc.shutdown().await;
+    holder.abort();
+}
