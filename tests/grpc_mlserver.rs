@@ -64,10 +64,7 @@ fn grpc_route(protocol: Protocol) -> RouteConfig {
 }
 
 /// MLServer serving the iris classifier; returns the server and its (http, grpc) ports.
-async fn start_mlserver(
-    python: &std::path::Path,
-    dir: &std::path::Path,
-) -> (KillOnDrop, u16, u16) {
+async fn start_mlserver(python: &std::path::Path, dir: &std::path::Path) -> (KillOnDrop, u16, u16) {
     let (http_port, grpc_port, metrics_port) = (free_port(), free_port(), free_port());
     let setup = Command::new(python)
         .arg(SETUP)
@@ -139,7 +136,12 @@ async fn grpc_status_counts_failed_calls_with_their_codes() {
     assert_eq!(
         s.get(
             "inferwatch_requests_total",
-            &[("route", "grpc"), ("model", "iris"), ("code_class", "2xx"), ("outcome", "ok")]
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("code_class", "2xx"),
+                ("outcome", "ok")
+            ]
         ),
         Some(ok)
     );
@@ -178,7 +180,10 @@ async fn grpc_status_counts_failed_calls_with_their_codes() {
             "grpc_code {code}"
         );
     }
-    assert_eq!(s.sum("inferwatch_grpc_calls_total", &route), ok + failed_total as f64);
+    assert_eq!(
+        s.sum("inferwatch_grpc_calls_total", &route),
+        ok + failed_total as f64
+    );
     // Failed calls were answered by the model server, so they are timed like any other.
     assert_eq!(
         s.get(
@@ -228,7 +233,11 @@ async fn dead_upstream_is_unavailable_to_grpc_clients() {
     assert_eq!(
         s.get(
             "inferwatch_grpc_calls_total",
-            &[("route", "grpc"), ("model", "iris"), ("grpc_code", "UNAVAILABLE")]
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("grpc_code", "UNAVAILABLE")
+            ]
         ),
         Some(2.0)
     );
@@ -273,12 +282,19 @@ async fn grpc_timeout_bounds_the_first_byte_wait() {
     assert_eq!(
         s.get(
             "inferwatch_grpc_calls_total",
-            &[("route", "grpc"), ("model", "iris"), ("grpc_code", "DEADLINE_EXCEEDED")]
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("grpc_code", "DEADLINE_EXCEEDED")
+            ]
         ),
         Some(1.0)
     );
     assert_eq!(
-        s.sum("inferwatch_requests_total", &[("outcome", "first_byte_timeout")]),
+        s.sum(
+            "inferwatch_requests_total",
+            &[("outcome", "first_byte_timeout")]
+        ),
         1.0
     );
     sc.shutdown().await;

@@ -215,7 +215,10 @@ fn grpc_overloaded(stats: &crate::routes::RouteStats) -> ProxyResponse {
 
 /// The client's `grpc-timeout` bounds the wait for response headers when it is shorter than
 /// the configured first-byte timeout: past it the client has given up anyway.
-fn grpc_first_byte_timeout<B>(req: &Request<B>, configured: std::time::Duration) -> std::time::Duration {
+fn grpc_first_byte_timeout<B>(
+    req: &Request<B>,
+    configured: std::time::Duration,
+) -> std::time::Duration {
     grpc::timeout(req.headers()).map_or(configured, |t| t.min(configured))
 }
 

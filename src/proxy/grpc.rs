@@ -133,9 +133,18 @@ mod tests {
     #[test]
     fn recognises_grpc_content_types_but_not_grpc_web() {
         assert!(is_grpc(&headers(&[("content-type", "application/grpc")])));
-        assert!(is_grpc(&headers(&[("content-type", "application/grpc+proto")])));
-        assert!(is_grpc(&headers(&[("content-type", "Application/GRPC;x=1")])));
-        assert!(!is_grpc(&headers(&[("content-type", "application/grpc-web")])));
+        assert!(is_grpc(&headers(&[(
+            "content-type",
+            "application/grpc+proto"
+        )])));
+        assert!(is_grpc(&headers(&[(
+            "content-type",
+            "Application/GRPC;x=1"
+        )])));
+        assert!(!is_grpc(&headers(&[(
+            "content-type",
+            "application/grpc-web"
+        )])));
         assert!(!is_grpc(&headers(&[("content-type", "application/json")])));
         assert!(!is_grpc(&headers(&[])));
     }
