@@ -300,3 +300,82 @@ async fn grpc_timeout_bounds_the_first_byte_wait() {
     sc.shutdown().await;
     holder.abort();
 }
+
+/// Where the status comes in a trailers frame after DATA (as every real gRPC server sends a
+/// non-empty answer), and a stream that ends without any `grpc-status`: a stand-in h2c server
+/// (the real-server path is the MLServer test above), because no real server ends a call
+/// without a status on purpose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_from_trailers_frame_and_missing_status_is_a_reset() {
+    let upstream = Upstream::start(|req: Request<hyper::body::Incoming>| async move {
+        let with_status = req.uri().path().ends_with("/ModelInfer");
+        let mut frames = vec![Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+            hyper::body::Frame::data(bytes::Bytes::from_static(b"\0\0\0\0\x02\x08\x01")),
+        )];
+        if with_status {
+            let mut t = http::HeaderMap::new();
+            t.insert("grpc-status", "3".parse().unwrap());
+            t.insert("grpc-message", "bad%20input".parse().unwrap());
+            frames.push(Ok(hyper::body::Frame::trailers(t)));
+        }
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        http::Response::builder()
+            .header("content-type", "application/grpc")
+            .body(body.boxed())
+            .unwrap()
+    })
+    .await;
+    let mut cfg = test_config(&upstream.url());
+    cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
+    cfg.proxy.routes = vec![grpc_route(Protocol::Opaque)];
+    let sc = Sidecar::start(cfg).await;
+    for method in ["ModelInfer", "ModelReady"] {
+        let req = Request::post(sc.url(&format!("{SERVICE}{method}")))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(full(&b"\0\0\0\0\0"[..]))
+            .unwrap();
+        let resp = h2_client().request(req).await.unwrap();
+        let got = resp.into_body().collect().await;
+        if method == "ModelInfer" {
+            let got = got.unwrap();
+            assert_eq!(
+                got.trailers().unwrap()["grpc-status"],
+                "3",
+                "trailers pass intact"
+            );
+        }
+    }
+    let s = sc.scrape().await;
+    let count = |outcome| {
+        s.get(
+            "inferwatch_requests_total",
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("code_class", "2xx"),
+                ("outcome", outcome),
+            ],
+        )
+    };
+    assert_eq!(count("grpc_error"), Some(1.0));
+    assert_eq!(count("response_reset"), Some(1.0));
+    assert_eq!(count("ok"), None);
+    assert_eq!(
+        s.get(
+            "inferwatch_grpc_calls_total",
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("grpc_code", "INVALID_ARGUMENT")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.sum("inferwatch_grpc_calls_total", &[]),
+        1.0,
+        "no status, no code"
+    );
+    sc.shutdown().await;
+}
