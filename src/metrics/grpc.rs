@@ -3,6 +3,20 @@
 //! A gRPC call's own result is the `grpc-status` of its trailers, not the HTTP status (almost
 //! always 200). The sidecar reads it on the live path, so parsing is allocation-free.
 
+/// Whether these headers carry `content-type: application/grpc` (or `application/grpc+proto`,
+/// `application/grpc;…`): a gRPC call. gRPC-Web (`application/grpc-web…`) is not: its trailers
+/// travel inside the body. One header lookup and a byte comparison; no allocation.
+pub fn is_grpc(headers: &http::HeaderMap) -> bool {
+    let Some(ct) = headers.get(http::header::CONTENT_TYPE) else {
+        return false;
+    };
+    let b = ct.as_bytes();
+    const PREFIX: &[u8] = b"application/grpc";
+    b.len() >= PREFIX.len()
+        && b[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
+        && matches!(b.get(PREFIX.len()), None | Some(b'+') | Some(b';'))
+}
+
 /// A gRPC status code (`grpc-status`), as defined by gRPC's `statuscodes.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GrpcCode {

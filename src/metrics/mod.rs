@@ -7,7 +7,7 @@
 
 mod grpc;
 mod ratio;
-pub use grpc::GrpcCode;
+pub use grpc::{is_grpc, GrpcCode};
 pub use ratio::RatioGauge;
 
 /// A window's label value: `60` → `1m`, `600` → `10m`, `3600` → `1h`, `90` → `90s`.

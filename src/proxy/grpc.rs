@@ -19,19 +19,7 @@ pub const GRPC_STATUS: &str = "grpc-status";
 pub const GRPC_MESSAGE: &str = "grpc-message";
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
 
-/// Whether these headers carry `content-type: application/grpc` (or `application/grpc+proto`,
-/// `application/grpc;…`). gRPC-Web (`application/grpc-web…`) is excluded: its trailers travel
-/// inside the body, so there is no `grpc-status` trailer to read.
-pub fn is_grpc(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return false;
-    };
-    let b = ct.as_bytes();
-    const PREFIX: &[u8] = b"application/grpc";
-    b.len() >= PREFIX.len()
-        && b[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
-        && matches!(b.get(PREFIX.len()), None | Some(b'+') | Some(b';'))
-}
+pub use crate::metrics::is_grpc;
 
 /// The `grpc-status` in these headers (trailers, or a trailers-only response's headers).
 pub fn status(headers: &HeaderMap) -> Option<GrpcCode> {
