@@ -110,7 +110,7 @@ async fn grpc_status_counts_failed_calls_with_their_codes() {
 
     let mut cfg = test_config(&format!("http://{direct}"));
     cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
-    cfg.proxy.routes = vec![grpc_route(Protocol::Opaque)];
+    cfg.proxy.routes = vec![grpc_route(Protocol::KserveV2)];
     let sc = Sidecar::start(cfg).await;
     let via = sc.proxy_addr.to_string();
 
@@ -195,9 +195,153 @@ async fn grpc_status_counts_failed_calls_with_their_codes() {
     if let Err(report) = promtool_check(&sc.scrape_text().await) {
         panic!("promtool check metrics:\n{report}");
     }
-    assert!(triton.infer_ok > 0 && grpcio.infer_ok > 0 && triton.rows > 0);
+    // The payloads were read: per-class predictions are exactly the classes the clients got
+    // (raw FP64 contents from tritonclient, typed contents and streams from grpcio); failed
+    // calls are not inspected.
     assert_eq!(triton.classes.len(), 3, "{triton:?}");
+    let mut classes = triton.classes.clone();
+    for (c, n) in &grpcio.classes {
+        *classes.entry(c.clone()).or_default() += n;
+    }
+    let parsed = [("route", "grpc"), ("result", "parsed")];
+    let infer_ok = (triton.infer_ok + grpcio.infer_ok) as f64;
+    assert_eventually!(
+        sc.scrape()
+            .await
+            .sum("inferwatch_inspection_total", &parsed)
+            == infer_ok
+    );
+    let s = sc.scrape().await;
+    for (class, n) in &classes {
+        assert_eq!(
+            s.get(
+                "inferwatch_predictions_total",
+                &[("route", "grpc"), ("model", "iris"), ("class", class)]
+            ),
+            Some(*n as f64),
+            "class {class}"
+        );
+    }
+    let rows = (triton.rows + grpcio.rows) as f64;
+    assert_eq!(s.sum("inferwatch_predictions_total", &route), rows);
+    assert_eq!(
+        s.get(
+            "inferwatch_batch_size_sum",
+            &[("route", "grpc"), ("model", "iris")]
+        ),
+        Some(rows)
+    );
+    assert_eq!(
+        s.get(
+            "inferwatch_batch_size_count",
+            &[("route", "grpc"), ("model", "iris")]
+        ),
+        Some(infer_ok)
+    );
+    assert_eq!(
+        s.sum("inferwatch_inspection_total", &[("result", "malformed")]),
+        0.0
+    );
+    assert_eq!(s.sum("inferwatch_input_anomalies_total", &[]), 0.0);
     sc.shutdown().await;
+    drop(server);
+}
+
+/// The same model over HTTP JSON (`tritonclient.http`) and over gRPC (`tritonclient.grpc`, raw
+/// binary contents), each through its own sidecar with a `kserve_v2` route of the same name:
+/// the prediction metrics are identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_json_and_grpc_give_identical_prediction_metrics() {
+    let python = peers_python(&["mlserver", "mlserver_sklearn", "sklearn"]);
+    peers_python(&["tritonclient.grpc", "tritonclient.http", "grpc"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http_port, grpc_port) = start_mlserver(&python, dir.path()).await;
+
+    let route = |prefix: &str| RouteConfig {
+        name: "infer".into(),
+        path_prefix: prefix.into(),
+        protocol: Protocol::KserveV2,
+        model: "iris".into(),
+        ..RouteConfig::default()
+    };
+    let mut http_cfg = test_config(&format!("http://127.0.0.1:{http_port}"));
+    http_cfg.proxy.routes = vec![route("/v2/models/")];
+    let mut grpc_cfg = test_config(&format!("http://127.0.0.1:{grpc_port}"));
+    grpc_cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
+    grpc_cfg.proxy.routes = vec![route(SERVICE)];
+    let (via_http, via_grpc) = (
+        Sidecar::start(http_cfg).await,
+        Sidecar::start(grpc_cfg).await,
+    );
+
+    let seen = run_client(
+        &python,
+        vec![
+            "same".into(),
+            via_http.proxy_addr.to_string(),
+            via_grpc.proxy_addr.to_string(),
+        ],
+    )
+    .await;
+    let parsed = [("route", "infer"), ("result", "parsed")];
+    for sc in [&via_http, &via_grpc] {
+        assert_eventually!(
+            sc.scrape()
+                .await
+                .sum("inferwatch_inspection_total", &parsed)
+                == seen.infer_ok as f64
+        );
+    }
+    let (h, g) = (via_http.scrape().await, via_grpc.scrape().await);
+    let families = [
+        "inferwatch_predictions_total",
+        "inferwatch_prediction_confidence_bucket",
+        "inferwatch_prediction_confidence_sum",
+        "inferwatch_prediction_confidence_count",
+        "inferwatch_batch_size_bucket",
+        "inferwatch_batch_size_sum",
+        "inferwatch_batch_size_count",
+        "inferwatch_input_anomalies_total",
+    ];
+    for family in families {
+        let pick = |s: &Scrape| {
+            s.samples
+                .iter()
+                .filter(|x| x.name == family)
+                .map(|x| (format!("{:?}", x.labels), x.value))
+                .collect::<Vec<_>>()
+        };
+        let (ph, pg) = (pick(&h), pick(&g));
+        assert_eq!(ph.len(), pg.len(), "{family}: {ph:?} vs {pg:?}");
+        for ((lh, vh), (lg, vg)) in ph.iter().zip(&pg) {
+            assert_eq!(lh, lg, "{family}");
+            // serde_json's default float parsing may round a JSON decimal to the f64 next to
+            // the one the binary gRPC contents carry: sums agree to 1e-12, counts exactly.
+            assert!(
+                (vh - vg).abs() <= 1e-12 * vh.abs().max(1.0),
+                "{family}{lh} differs between HTTP JSON ({vh}) and gRPC ({vg})"
+            );
+        }
+    }
+    for (class, n) in &seen.classes {
+        assert_eq!(
+            g.get(
+                "inferwatch_predictions_total",
+                &[("route", "infer"), ("model", "iris"), ("class", class)]
+            ),
+            Some(*n as f64),
+            "class {class}"
+        );
+    }
+    assert_eq!(
+        g.get(
+            "inferwatch_prediction_confidence_count",
+            &[("route", "infer"), ("model", "iris")]
+        ),
+        Some(seen.rows as f64)
+    );
+    via_http.shutdown().await;
+    via_grpc.shutdown().await;
     drop(server);
 }
 

@@ -9,6 +9,10 @@ sidecar to MLServer's gRPC port (the model folder comes from mlserver_iris.py se
                                        which tritonclient's stream reader cannot read): ModelInfer
                                        with typed contents, a ModelStreamInfer stream, failures
   grpc_iris.py dead SIDECAR            both clients against a sidecar whose upstream is down
+  grpc_iris.py same HTTP_SIDECAR GRPC_SIDECAR
+                                       the same batches with tritonclient.http (JSON) through one
+                                       sidecar and tritonclient.grpc (raw FP64) through another;
+                                       both must receive the same classes
 
 SIDECAR and DIRECT are host:port. Prints a JSON summary: calls that succeeded, the status code
 names of the ones that failed (as the client library reported them), and the classes predicted.
@@ -164,6 +168,31 @@ def dead(sidecar):
     t.dump()
 
 
+def same(http_sidecar, grpc_sidecar):
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+
+    h = httpclient.InferenceServerClient(url=http_sidecar)
+    g = grpcclient.InferenceServerClient(url=grpc_sidecar)
+    t = Tally()
+    for i, batch in enumerate(iris_batches()):
+        x = batch.astype(np.float64)
+        hi = httpclient.InferInput("input-0", list(x.shape), "FP64")
+        hi.set_data_from_numpy(x, binary_data=False)
+        hout = [httpclient.InferRequestedOutput(n, binary_data=False) for n in ("predict", "predict_proba")]
+        gi = grpcclient.InferInput("input-0", list(x.shape), "FP64")
+        gi.set_data_from_numpy(x)
+        gout = [grpcclient.InferRequestedOutput(n) for n in ("predict", "predict_proba")]
+        hr = h.infer("iris", [hi], outputs=hout, request_id=f"h-{i}")
+        gr = g.infer("iris", [gi], outputs=gout, request_id=f"g-{i}")
+        assert (hr.as_numpy("predict") == gr.as_numpy("predict")).all(), i
+        assert np.allclose(hr.as_numpy("predict_proba"), gr.as_numpy("predict_proba")), i
+        t.predicted(gr.as_numpy("predict"))
+        t.ok += 2
+        t.infer_ok += 1
+    t.dump()
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"triton": triton, "grpcio": grpcio, "dead": dead}[cmd](*args)
+    {"triton": triton, "grpcio": grpcio, "dead": dead, "same": same}[cmd](*args)
