@@ -29,6 +29,8 @@ struct Tally {
     infer_ok: u64,
     #[serde(default)]
     message: String,
+    #[serde(default)]
+    disagree: BTreeMap<String, u64>,
 }
 
 async fn run_client(python: &std::path::Path, args: Vec<String>) -> Tally {
@@ -342,6 +344,101 @@ async fn http_json_and_grpc_give_identical_prediction_metrics() {
     );
     via_http.shutdown().await;
     via_grpc.shutdown().await;
+    drop(server);
+}
+
+/// ONNX shadows fed from gRPC traffic (the decoded raw contents): agreement with the live
+/// answers equals what the client computes itself with onnxruntime on the same inputs. An HTTP
+/// shadow on the same route skips gRPC calls rather than replaying them as HTTP/1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onnx_shadow_fed_from_grpc_traffic_agrees_with_independent_truth() {
+    use inferwatch::shadow::config::{ShadowKind, ShadowTargetConfig};
+    let python = peers_python(&["mlserver", "mlserver_sklearn", "sklearn"]);
+    peers_python(&["tritonclient.grpc", "onnxruntime"]);
+    let ort = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/.venv-peers/ORT_DYLIB_PATH"
+    ))
+    .expect("run scripts/install-peers.sh: .venv-peers/ORT_DYLIB_PATH");
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http_port, grpc_port) = start_mlserver(&python, dir.path()).await;
+
+    let mut cfg = test_config(&format!("http://127.0.0.1:{grpc_port}"));
+    cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
+    cfg.proxy.routes = vec![grpc_route(Protocol::KserveV2)];
+    let onnx = |name: &str, file: &str| ShadowTargetConfig {
+        name: name.into(),
+        route: "grpc".into(),
+        kind: ShadowKind::Onnx,
+        sample_ratio: 1.0,
+        max_in_flight: 64,
+        model_path: format!("{models}/{file}"),
+        label_output: "label".into(),
+        score_output: "probabilities".into(),
+        ..ShadowTargetConfig::default()
+    };
+    cfg.shadow.onnx_library = ort.trim().to_string();
+    cfg.shadow.queue_capacity = 4096;
+    cfg.shadow.targets = vec![
+        onnx("onnx_same", "iris.onnx"),
+        onnx("onnx_perturbed", "iris_perturbed.onnx"),
+        ShadowTargetConfig {
+            name: "http_same".into(),
+            route: "grpc".into(),
+            kind: ShadowKind::Http,
+            sample_ratio: 1.0,
+            url: format!("http://127.0.0.1:{http_port}"),
+            ..ShadowTargetConfig::default()
+        },
+    ];
+    let sc = Sidecar::start(cfg).await;
+    let seen = run_client(
+        &python,
+        vec![
+            "onnx".into(),
+            sc.proxy_addr.to_string(),
+            "120".into(),
+            models.into(),
+        ],
+    )
+    .await;
+    let rows = seen.rows as f64;
+    for target in ["onnx_same", "onnx_perturbed"] {
+        assert_eventually!(
+            sc.scrape()
+                .await
+                .sum("inferwatch_shadow_comparisons_total", &[("target", target)])
+                >= rows,
+            Duration::from_secs(30)
+        );
+    }
+    let s = sc.scrape().await;
+    for (target, key) in [("onnx_same", "iris"), ("onnx_perturbed", "iris_perturbed")] {
+        let disagreeing = s.sum(
+            "inferwatch_shadow_comparisons_total",
+            &[("target", target), ("result", "disagree")],
+        );
+        eprintln!("shadow {target} over gRPC: {disagreeing} of {rows} rows disagree");
+        assert_eq!(disagreeing, seen.disagree[key] as f64, "{target}");
+        assert_eq!(
+            s.get(
+                "inferwatch_shadow_requests_total",
+                &[("target", target), ("outcome", "ok")]
+            ),
+            Some(seen.infer_ok as f64)
+        );
+    }
+    assert!(seen.disagree["iris_perturbed"] > seen.disagree["iris"]);
+    assert_eq!(
+        s.sum(
+            "inferwatch_shadow_requests_total",
+            &[("target", "http_same")]
+        ),
+        0.0,
+        "gRPC calls are not replayed to an HTTP shadow"
+    );
+    sc.shutdown().await;
     drop(server);
 }
 

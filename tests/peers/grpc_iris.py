@@ -13,6 +13,11 @@ sidecar to MLServer's gRPC port (the model folder comes from mlserver_iris.py se
                                        the same batches with tritonclient.http (JSON) through one
                                        sidecar and tritonclient.grpc (raw FP64) through another;
                                        both must receive the same classes
+  grpc_iris.py onnx SIDECAR N MODELS_DIR
+                                       N ModelInfer calls (raw FP64, batches of 1-4 rows near the
+                                       iris data, seeded) through the sidecar; every row's live
+                                       class compared with MODELS_DIR/iris.onnx and
+                                       iris_perturbed.onnx run by onnxruntime on the same input
 
 SIDECAR and DIRECT are host:port. Prints a JSON summary: calls that succeeded, the status code
 names of the ones that failed (as the client library reported them), and the classes predicted.
@@ -193,6 +198,37 @@ def same(http_sidecar, grpc_sidecar):
     t.dump()
 
 
+def onnx(sidecar, n, models):
+    import os
+
+    import onnxruntime as ort
+    import tritonclient.grpc as grpcclient
+    from sklearn.datasets import load_iris
+
+    X, _ = load_iris(return_X_y=True)
+    rng = np.random.default_rng(11)
+    sessions = {k: ort.InferenceSession(os.path.join(models, f"{k}.onnx"))
+                for k in ("iris", "iris_perturbed")}
+    client = grpcclient.InferenceServerClient(url=sidecar)
+    t = Tally()
+    t.disagree = {k: 0 for k in sessions}
+    for i in range(int(n)):
+        k = int(rng.integers(1, 5))
+        base = X[rng.integers(0, len(X), size=k)]
+        batch = np.round(base + rng.normal(0, 0.3, size=base.shape), 3)
+        inp = grpcclient.InferInput("input-0", list(batch.shape), "FP64")
+        inp.set_data_from_numpy(batch.astype(np.float64))
+        r = client.infer("iris", [inp], outputs=[grpcclient.InferRequestedOutput("predict")])
+        live = r.as_numpy("predict").reshape(-1)
+        for key, sess in sessions.items():
+            label, _ = sess.run(None, {"X": batch.astype(np.float32)})
+            t.disagree[key] += int((label.reshape(-1) != live).sum())
+        t.predicted(live)
+        t.ok += 1
+        t.infer_ok += 1
+    t.dump()
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"triton": triton, "grpcio": grpcio, "dead": dead, "same": same}[cmd](*args)
+    {"triton": triton, "grpcio": grpcio, "dead": dead, "same": same, "onnx": onnx}[cmd](*args)
