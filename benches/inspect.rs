@@ -1,5 +1,7 @@
 //! Inspection throughput per adapter: payloads per second on one core, decode and record
 //! (metrics, label caps, signals) together, as the inspector task does it off the live path.
+//! The gRPC cases (Open Inference Protocol on a `kserve_v2` route) carry raw binary contents:
+//! one iris row, and one 1×3×224×224 FP32 image answered with 1000 FP32 scores.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +96,88 @@ fn json(rows: usize) -> OwnedExchange {
     )
 }
 
+/// A gRPC `ModelInfer` exchange with raw contents: `input` of `shape` (FP32 or FP64 by
+/// `datatype`) answered by `outputs` (name, datatype, shape, raw bytes).
+fn grpc(
+    datatype: &str,
+    shape: Vec<i64>,
+    input: Vec<u8>,
+    outputs: Vec<(&str, &str, Vec<i64>, Vec<u8>)>,
+) -> OwnedExchange {
+    use inferwatch::protocol::grpc_frame::frame;
+    use inferwatch::protocol::kserve_v2_grpc::{
+        InferTensor, ModelInferRequest, ModelInferResponse,
+    };
+    use prost::Message;
+    let tensor = |name: &str, datatype: &str, shape: Vec<i64>| InferTensor {
+        name: name.into(),
+        datatype: datatype.into(),
+        shape,
+        contents: None,
+    };
+    let req = ModelInferRequest {
+        model_name: "m".into(),
+        inputs: vec![tensor("input-0", datatype, shape)],
+        raw_input_contents: vec![input],
+        ..ModelInferRequest::default()
+    };
+    let resp = ModelInferResponse {
+        model_name: "m".into(),
+        outputs: outputs
+            .iter()
+            .map(|(n, d, s, _)| tensor(n, d, s.clone()))
+            .collect(),
+        raw_output_contents: outputs.into_iter().map(|o| o.3).collect(),
+        ..ModelInferResponse::default()
+    };
+    let mut ex = OwnedExchange::simple(
+        "/inference.GRPCInferenceService/ModelInfer",
+        &frame(&req.encode_to_vec()),
+        &frame(&resp.encode_to_vec()),
+    );
+    let grpc = http::HeaderValue::from_static("application/grpc");
+    ex.request_headers
+        .insert(http::header::CONTENT_TYPE, grpc.clone());
+    ex.response_headers.insert(http::header::CONTENT_TYPE, grpc);
+    ex
+}
+
+fn le_f64(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn le_f32(v: impl Iterator<Item = f32>) -> Vec<u8> {
+    v.flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn grpc_1_row() -> OwnedExchange {
+    grpc(
+        "FP64",
+        vec![1, 4],
+        le_f64(&[5.1, 3.5, 1.4, 0.2]),
+        vec![
+            ("predict", "INT64", vec![1, 1], 0i64.to_le_bytes().to_vec()),
+            (
+                "predict_proba",
+                "FP64",
+                vec![1, 3],
+                le_f64(&[0.91, 0.06, 0.03]),
+            ),
+        ],
+    )
+}
+
+fn grpc_image() -> OwnedExchange {
+    let pixels = (0..3 * 224 * 224).map(|i| (i % 255) as f32 / 255.0);
+    let scores = (0..1000).map(|i| if i == 7 { 0.9 } else { 0.1 / 999.0 });
+    grpc(
+        "FP32",
+        vec![1, 3, 224, 224],
+        le_f32(pixels),
+        vec![("probs", "FP32", vec![1, 1000], le_f32(scores))],
+    )
+}
+
 fn bench(c: &mut Criterion) {
     let mut cfg = Config::default();
     cfg.proxy.routes = vec![
@@ -131,6 +215,12 @@ fn bench(c: &mut Criterion) {
         ("tfserving_32_rows", "tf", tfserving(32)),
         ("json_1_row", "custom", json(1)),
         ("json_32_rows", "custom", json(32)),
+        ("kserve_v2_grpc_1_row", "kserve", grpc_1_row()),
+        (
+            "kserve_v2_grpc_1x3x224x224_fp32_raw",
+            "kserve",
+            grpc_image(),
+        ),
     ];
     let mut group = c.benchmark_group("inspect");
     group.throughput(Throughput::Elements(1));

@@ -19,6 +19,11 @@ SEL = 'pod=~"$pod", route=~"$route", model=~"$model"'
 RM = 'route=~"$route", model=~"$model"'
 POD = 'pod=~"$pod"'
 RI = "$__rate_interval"
+# Outcomes that are failures whatever the status class: cut responses, gRPC calls with a non-OK
+# grpc-status, and gRPC calls the sidecar failed itself (answered HTTP 200 trailers-only). The
+# same list as the recording rule route_model:inferwatch_request_errors:ratio_rate5m.
+ERROR_OUTCOMES = ("response_reset|response_body_timeout|grpc_error|connect_error|connect_timeout"
+                  "|upstream_reset|first_byte_timeout|overloaded")
 
 
 def var_query(name, label, query, include_all=True):
@@ -172,16 +177,29 @@ def overview():
     b.panel("Requests per second", [
         (f"sum by (route, model) (rate(inferwatch_requests_total{{{SEL}}}[{RI}]))", "{{route}} {{model}}"),
     ], unit="reqps", w=8)
-    b.panel("Error ratio (5xx and cut responses)", [
-        (f'sum by (route, model) (rate(inferwatch_requests_total{{{SEL}, code_class="5xx"}}[{RI}])) '
+    b.panel("Error ratio (5xx, cut responses, failed gRPC calls)", [
+        (f'(sum by (route, model) (rate(inferwatch_requests_total{{{SEL}, code_class="5xx"}}[{RI}]) '
+         f'or rate(inferwatch_requests_total{{{SEL}, outcome=~"{ERROR_OUTCOMES}"}}[{RI}])) '
+         f"or sum by (route, model) (rate(inferwatch_requests_total{{{SEL}}}[{RI}])) * 0) "
          f"/ sum by (route, model) (rate(inferwatch_requests_total{{{SEL}}}[{RI}]))", "{{route}} {{model}}"),
-    ], unit="percentunit", w=8, min_=0)
+    ], unit="percentunit", w=8, min_=0,
+        description="The recording rule's definition: a 5xx, a response cut after its headers, a gRPC call "
+                    "with a non-OK grpc-status, or a gRPC call the sidecar failed itself (HTTP 200 "
+                    "trailers-only).")
     b.panel("Requests by outcome and status class", [
         (f"sum by (outcome, code_class) (rate(inferwatch_requests_total{{{SEL}}}[{RI}]))",
          "{{outcome}} {{code_class}}"),
     ], unit="reqps", w=8,
         description="outcome says why a request failed: connect_error/upstream_reset (502), "
-                    "connect_timeout/first_byte_timeout (504), overloaded (503), body_too_large (413), ...")
+                    "connect_timeout/first_byte_timeout (504), overloaded (503), body_too_large (413), "
+                    "grpc_error (a gRPC call with a non-OK grpc-status), ...")
+    b.panel("gRPC calls by code", [
+        (f"sum by (route, grpc_code) (rate(inferwatch_grpc_calls_total{{{SEL}}}[{RI}]))",
+         "{{route}} {{grpc_code}}"),
+    ], unit="reqps", w=8,
+        description="Finished gRPC calls by grpc-status: the model server's, or the one the sidecar "
+                    "answered with itself (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED). "
+                    "Empty when no route carries gRPC.")
     b.row("Latency")
     b.panel("p50 / p99 across pods (from histograms)", [
         (hq(0.5, "inferwatch_request_duration_seconds"), "p50 {{route}} {{model}}"),

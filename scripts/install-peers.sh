@@ -2,8 +2,9 @@
 # Install the real peers the tests and benchmarks use (../shared/PEERS.md), idempotently.
 #   scripts/install-peers.sh          what the test suite needs: promtool and the prometheus server,
 #                                     chromium (the bench's HTML report), and the Python peers in
-#                                     .venv-peers (MLServer, tritonclient, openai, scikit-learn,
-#                                     scipy, Helm's engine, kubernetes-validate, MLPerf LoadGen,
+#                                     .venv-peers (MLServer, tritonclient (HTTP and gRPC), grpcio,
+#                                     openai, scikit-learn, scipy, Helm's engine,
+#                                     kubernetes-validate, MLPerf LoadGen,
 #                                     onnx + skl2onnx + onnxruntime for the ONNX shadow)
 #   scripts/install-peers.sh --bench  also nginx, haproxy, wrk, hyperfine, valgrind and strace for bench/*.sh
 #   scripts/install-peers.sh --demo   only what `inferwatch demo` needs: onnxruntime in .venv-peers
@@ -87,4 +88,7 @@ pip_pkgs=(mlserver mlserver-sklearn scikit-learn "tritonclient[http]" openai sci
   helm-python-sdk kubernetes-validate mlcommons-loadgen onnx skl2onnx "$onnxruntime")
 modules="mlserver, mlserver_sklearn, sklearn, tritonclient.http, openai, scipy, helm_python, kubernetes_validate, mlperf_loadgen, onnx, skl2onnx, onnxruntime"
 ensure_venv "$modules" "${pip_pkgs[@]}"
+# The gRPC clients of tests/grpc_mlserver.rs. Checked in an import of their own: importing
+# tritonclient.grpc and mlserver in one process fails (both register the same proto symbols).
+ensure_venv "tritonclient.grpc, grpc" "tritonclient[grpc]" grpcio
 write_ort_dylib_path

@@ -1,5 +1,5 @@
 //! Grafana dashboards (`dashboards/*.json`) against real data: the real binary serves mixed
-//! KServe V2 and OpenAI streaming traffic with a quality chart, a drift test, RAPL (a fixture
+//! KServe V2, OpenAI streaming and gRPC (trailers-only answers) traffic with a quality chart, a drift test, RAPL (a fixture
 //! tree) and the CPU estimate; a real Prometheus (`/usr/bin/prometheus` on loopback, 1 s scrape
 //! and rule interval, the recording rules of `dashboards/rules/` loaded) scrapes it; every
 //! panel's, annotation's and variable's PromQL is evaluated through the HTTP API over the run
@@ -78,6 +78,16 @@ async fn start_upstream() -> Upstream {
         async move {
             // 1-12 ms of "inference", so the histograms have a spread.
             tokio::time::sleep(Duration::from_millis(1 + n % 12)).await;
+            if path.starts_with("/inference.GRPCInferenceService/") {
+                // A gRPC server's trailers-only answer: OK, or NOT_FOUND for one call in four,
+                // so the gRPC code panels have more than one code.
+                let code = if n % 4 == 1 { "5" } else { "0" };
+                return Response::builder()
+                    .header("content-type", "application/grpc")
+                    .header("grpc-status", code)
+                    .body(full(""))
+                    .unwrap();
+            }
             if path.starts_with("/v1/") {
                 let mut events: Vec<String> = ["Hello", " from", " a", " tiny", " model"]
                     .iter()
@@ -153,6 +163,11 @@ name = "chat"
 path_prefix = "/v1/"
 protocol = "openai"
 model = "tiny-llm"
+
+[[proxy.routes]]
+name = "grpc"
+path_prefix = "/inference.GRPCInferenceService/"
+model = "iris"
 
 [admin]
 listen = "127.0.0.1:{admin}"
@@ -496,7 +511,12 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                let req = if worker == 2 && i.is_multiple_of(2) {
+                let req = if worker == 1 && i.is_multiple_of(3) {
+                    Request::post(format!("{url}/inference.GRPCInferenceService/ModelInfer"))
+                        .header("content-type", "application/grpc")
+                        .body(full(&b"\0\0\0\0\0"[..]))
+                        .unwrap()
+                } else if worker == 2 && i.is_multiple_of(2) {
                     Request::post(format!("{url}/v1/chat/completions"))
                         .header("content-type", "application/json")
                         .body(full(r#"{"model":"tiny-llm","stream":true,"messages":[{"role":"user","content":"hi"}]}"#))

@@ -5,8 +5,10 @@
 //! Label values always come from closed sets: route names from config, the [`Outcome`] and
 //! [`CodeClass`] enums, model names from config (later capped with an `other` bucket).
 
+mod grpc;
 mod guard;
 mod ratio;
+pub use grpc::{is_grpc, GrpcCode};
 pub use guard::{GuardMetrics, RejectReason, RetryReason};
 pub use ratio::RatioGauge;
 
@@ -42,6 +44,7 @@ pub fn registered<C: Collector + Clone + 'static>(
 /// reserves `quantile` for summaries and `promtool check metrics` rejects it on a gauge.
 pub mod names {
     pub const REQUESTS_TOTAL: &str = "inferwatch_requests_total";
+    pub const GRPC_CALLS_TOTAL: &str = "inferwatch_grpc_calls_total";
     pub const REQUEST_DURATION_SECONDS: &str = "inferwatch_request_duration_seconds";
     pub const TIME_TO_FIRST_BYTE_SECONDS: &str = "inferwatch_time_to_first_byte_seconds";
     pub const LATENCY_QUANTILE_SECONDS: &str = "inferwatch_latency_quantile_seconds";
@@ -165,10 +168,13 @@ pub enum Outcome {
     ResponseBodyTimeout,
     /// The client went away before the response was complete.
     ClientAborted,
+    /// A gRPC call the upstream answered in full with a `grpc-status` other than OK (the HTTP
+    /// status is 200; the code is in `inferwatch_grpc_calls_total`).
+    GrpcError,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 12] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::Ok,
         Outcome::ConnectError,
         Outcome::ConnectTimeout,
@@ -181,6 +187,7 @@ impl Outcome {
         Outcome::ResponseReset,
         Outcome::ResponseBodyTimeout,
         Outcome::ClientAborted,
+        Outcome::GrpcError,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -197,6 +204,7 @@ impl Outcome {
             Outcome::ResponseReset => "response_reset",
             Outcome::ResponseBodyTimeout => "response_body_timeout",
             Outcome::ClientAborted => "client_aborted",
+            Outcome::GrpcError => "grpc_error",
         }
     }
 
@@ -292,6 +300,7 @@ pub struct ProxyMetrics {
     pub quantile_upper_bound: GaugeVec,
     pub window_samples: GaugeVec,
     pub in_flight: IntGaugeVec,
+    pub grpc_calls: IntCounterVec,
 }
 
 impl ProxyMetrics {
@@ -366,8 +375,20 @@ impl ProxyMetrics {
                 &["route"],
             )?,
         )?;
+        let grpc_calls = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    names::GRPC_CALLS_TOTAL,
+                    "Finished gRPC calls by route, model and grpc-status (the upstream's, or the \
+                     one inferwatch answered with).",
+                ),
+                &["route", "model", "grpc_code"],
+            )?,
+        )?;
         Ok(Self {
             requests,
+            grpc_calls,
             duration,
             ttfb,
             quantile,

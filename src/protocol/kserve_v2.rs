@@ -44,12 +44,13 @@ struct Parameters {
     binary_data_size: Option<u64>,
 }
 
-/// A decoded tensor.
-struct Decoded {
-    name: String,
-    datatype: String,
-    shape: Vec<i64>,
-    matrix: Matrix,
+/// A decoded tensor, whichever transport it came by (JSON, the binary extension, or gRPC's
+/// typed or raw contents in `kserve_v2_grpc`).
+pub(super) struct Decoded {
+    pub(super) name: String,
+    pub(super) datatype: String,
+    pub(super) shape: Vec<i64>,
+    pub(super) matrix: Matrix,
 }
 
 /// `(model, version)` when the path is an infer call.
@@ -63,7 +64,12 @@ pub fn infer_path(path: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
+/// Decode a KServe V2 exchange: REST (JSON, binary extension), or gRPC when the request says
+/// `content-type: application/grpc` (see [`super::kserve_v2_grpc`]).
 pub fn decode(ex: &Exchange<'_>, rule: &Rule) -> Result<Option<Inference>, DecodeError> {
+    if super::kserve_v2_grpc::is_grpc(ex.request_headers) {
+        return super::kserve_v2_grpc::decode(ex, rule);
+    }
     let Some((path_model, _version)) = infer_path(ex.path_only()) else {
         return Ok(None);
     };
@@ -73,28 +79,41 @@ pub fn decode(ex: &Exchange<'_>, rule: &Rule) -> Result<Option<Inference>, Decod
     let (json, binary) = split_body(ex.response, ex.response_headers)?;
     let response: Response = parse_lenient(json)?;
     let outputs = tensors_of(response.outputs, binary)?;
+    inference(
+        response.model_name.filter(|m| !m.is_empty()),
+        path_model,
+        &inputs,
+        &outputs,
+        rule,
+    )
+    .map(Some)
+}
 
-    let labels = pick(&outputs, &rule.cfg.label_output, |t| {
+/// What a request's input tensors and its response's output tensors say, the same whichever
+/// transport carried them: predictions by the route's rule, batch size, the input table.
+pub(super) fn inference(
+    model: Option<String>,
+    fallback_model: &str,
+    inputs: &[Decoded],
+    outputs: &[Decoded],
+    rule: &Rule,
+) -> Result<Inference, DecodeError> {
+    let labels = pick(outputs, &rule.cfg.label_output, |t| {
         t.datatype == "BYTES" || (is_integer_datatype(&t.datatype) && t.datatype != "BOOL")
     })?;
-    let scores = pick(&outputs, &rule.cfg.score_output, |t| is_float(&t.datatype))?;
+    let scores = pick(outputs, &rule.cfg.score_output, |t| is_float(&t.datatype))?;
     let predictions = rule.predictions(labels.map(|t| &t.matrix), scores.map(|t| &t.matrix))?;
     let batch = inputs
         .first()
         .map(|t| t.matrix.rows)
         .or((!predictions.is_empty()).then_some(predictions.len()));
-    Ok(Some(Inference {
-        model: Some(
-            response
-                .model_name
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| path_model.to_string()),
-        ),
+    Ok(Inference {
+        model: Some(model.unwrap_or_else(|| fallback_model.to_string())),
         predictions,
         batch,
-        inputs: (!inputs.is_empty()).then(|| inputs_of(&inputs)),
-        tokens: None,
-    }))
+        inputs: (!inputs.is_empty()).then(|| inputs_of(inputs)),
+        ..Inference::default()
+    })
 }
 
 /// Splits a body into its JSON part and the binary tensor data after it.

@@ -7,9 +7,11 @@
 //! and turns the results into metrics and quality signals.
 
 pub mod config;
+pub mod grpc_frame;
 pub mod inspect;
 pub mod json;
 pub mod kserve_v2;
+pub mod kserve_v2_grpc;
 pub mod openai;
 pub mod predict;
 pub mod sse;
@@ -278,5 +280,40 @@ pub mod fuzzing {
     pub fn run(protocol: Protocol, data: &[u8]) -> Result<Option<Inference>, DecodeError> {
         let ex = exchange(protocol, data);
         decode(protocol, &ex.view(), &rule(protocol))
+    }
+
+    /// The gRPC exchange a fuzz input stands for (binary bodies hold NUL bytes, so the split
+    /// is by length): byte 0 picks the method (even `ModelInfer`, odd `ModelStreamInfer`;
+    /// 2 or 3 say the response is gzip-compressed), bytes 1–2 are the request body's length
+    /// (big-endian), then the request body (gRPC-framed) and the response body.
+    pub fn grpc_exchange(data: &[u8]) -> OwnedExchange {
+        let (head, rest) = data.split_at(data.len().min(3));
+        let method = head.first().copied().unwrap_or(0);
+        let len = match head {
+            [_, a, b] => usize::from(u16::from_be_bytes([*a, *b])),
+            _ => 0,
+        };
+        let (request, response) = rest.split_at(len.min(rest.len()));
+        let path = if method % 2 == 0 {
+            "/inference.GRPCInferenceService/ModelInfer"
+        } else {
+            "/inference.GRPCInferenceService/ModelStreamInfer"
+        };
+        let mut ex = OwnedExchange::simple(path, request, response);
+        let grpc = http::HeaderValue::from_static("application/grpc");
+        ex.request_headers
+            .insert(http::header::CONTENT_TYPE, grpc.clone());
+        ex.response_headers.insert(http::header::CONTENT_TYPE, grpc);
+        if method & 2 != 0 {
+            ex.response_headers
+                .insert("grpc-encoding", http::HeaderValue::from_static("gzip"));
+        }
+        ex
+    }
+
+    /// Decode a gRPC fuzz input on a `kserve_v2` route; must never panic.
+    pub fn run_grpc(data: &[u8]) -> Result<Option<Inference>, DecodeError> {
+        let ex = grpc_exchange(data);
+        decode(Protocol::KserveV2, &ex.view(), &Rule::default())
     }
 }

@@ -128,16 +128,27 @@ impl Rule {
                 let scored = scores
                     .and_then(|s| s.row_num(r))
                     .and_then(|s| self.classify(s));
+                let mut confidence = scored.map(|(_, c)| c);
                 let class = match labels {
                     Some(l) if l.width > 0 => Some(match &l.values {
-                        Values::Str(v) => v[r * l.width].clone(),
+                        Values::Str(v) => match triton_classification(&v[r * l.width]) {
+                            // Triton's classification extension: the row's first entry is
+                            // its top class; its score is the confidence when a probability.
+                            Some((score, idx, label)) => {
+                                if confidence.is_none() && (0.0..=1.0).contains(&score) {
+                                    confidence = Some(score);
+                                }
+                                label.map_or_else(|| self.class_name(idx), str::to_string)
+                            }
+                            None => v[r * l.width].clone(),
+                        },
                         Values::Num(v) => self.numeric_class(v[r * l.width]),
                     }),
                     _ => scored.map(|(idx, _)| self.class_name(idx)),
                 };
                 out.push(Prediction {
                     class,
-                    confidence: scored.map(|(_, c)| c),
+                    confidence,
                     value: None,
                 });
             }
@@ -156,6 +167,16 @@ impl Rule {
         }
         Ok(out)
     }
+}
+
+/// Triton's classification extension writes each of a row's top classes as
+/// `score:index[:label]` (a BYTES output, best first): `(score, index, label)`.
+fn triton_classification(s: &str) -> Option<(f64, usize, Option<&str>)> {
+    let mut parts = s.splitn(3, ':');
+    let score = parts.next()?.parse::<f64>().ok()?;
+    let idx = parts.next()?.parse::<usize>().ok()?;
+    let label = parts.next().filter(|l| !l.is_empty());
+    Some((score, idx, label))
 }
 
 #[cfg(test)]
@@ -190,6 +211,42 @@ mod tests {
         // Binary: one probability of class 1.
         assert_eq!(rule.classify(&[0.25]), Some((0, 0.75)));
         assert_eq!(logits.classify(&[0.0]), Some((1, 0.5)));
+    }
+
+    #[test]
+    fn triton_classification_strings() {
+        let rule = Rule::from(PredictionConfig {
+            class_labels: vec!["setosa".into(), "versicolor".into(), "virginica".into()],
+            ..PredictionConfig::default()
+        });
+        let labels = Matrix {
+            rows: 3,
+            width: 2,
+            values: Values::Str(
+                [
+                    "0.9:2:virginica",
+                    "0.1:1:versicolor",
+                    "0.8:0",
+                    "0.2:1",
+                    "7.5:1",
+                    "1:0",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+        };
+        let p = rule.predictions(Some(&labels), None).unwrap();
+        assert_eq!(p[0].class.as_deref(), Some("virginica"));
+        assert_eq!(p[0].confidence, Some(0.9));
+        assert_eq!(
+            p[1].class.as_deref(),
+            Some("setosa"),
+            "index through class_labels"
+        );
+        assert_eq!(p[2].class.as_deref(), Some("versicolor"));
+        assert_eq!(p[2].confidence, None, "a logit is not a confidence");
+        assert_eq!(triton_classification("setosa"), None);
+        assert_eq!(triton_classification("0.5:x"), None);
     }
 
     #[test]

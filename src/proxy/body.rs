@@ -14,7 +14,8 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use crate::metrics::{CodeClass, Outcome};
+use super::grpc;
+use crate::metrics::{CodeClass, GrpcCode, Outcome};
 use crate::routes::RouteStats;
 use crate::tap::{RequestTap, TapRecorder};
 
@@ -31,7 +32,19 @@ pub struct Accounting {
     status: Option<u16>,
     /// Whether the request was handed to the upstream (its latency is then real, not local).
     forwarded: bool,
+    grpc: GrpcCall,
     done: bool,
+}
+
+/// Where a gRPC call stands: its result is the `grpc-status` of its trailers (or of a
+/// trailers-only response), not the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GrpcCall {
+    /// Not a gRPC call (the response's content type is not `application/grpc…`).
+    No,
+    /// A gRPC call whose `grpc-status` has not been seen yet; ending like this is a reset.
+    Pending,
+    Status(GrpcCode),
 }
 
 impl Accounting {
@@ -48,6 +61,7 @@ impl Accounting {
             start,
             status: None,
             forwarded: false,
+            grpc: GrpcCall::No,
             done: false,
         }
     }
@@ -70,12 +84,65 @@ impl Accounting {
         self.stats.ttfb.observe((now - self.start).as_secs_f64());
     }
 
-    /// Finish with an outcome. `local_status` is the status inferwatch answered with itself.
-    pub fn finish(&mut self, outcome: Outcome, local_status: Option<u16>) {
-        if self.done {
+    /// This is a gRPC call: its result comes from `grpc-status`, and ending without one is a
+    /// reset.
+    pub fn set_grpc(&mut self) {
+        if self.grpc == GrpcCall::No {
+            self.grpc = GrpcCall::Pending;
+        }
+    }
+
+    pub fn is_grpc(&self) -> bool {
+        self.grpc != GrpcCall::No
+    }
+
+    /// The call's `grpc-status`: from the upstream's trailers, or the code the sidecar
+    /// answered with itself.
+    pub fn set_grpc_status(&mut self, code: GrpcCode) {
+        self.grpc = GrpcCall::Status(code);
+    }
+
+    /// The upstream's response headers: a gRPC call only if they say `application/grpc` (a
+    /// plain HTTP answer to a gRPC request is counted by its HTTP status, as a gRPC client
+    /// maps it); a trailers-only response carries its `grpc-status` here.
+    pub fn grpc_response(&mut self, headers: &http::HeaderMap) {
+        if self.grpc == GrpcCall::No {
             return;
         }
+        if grpc::is_grpc(headers) {
+            self.grpc_trailers(headers);
+        } else {
+            self.grpc = GrpcCall::No;
+        }
+    }
+
+    /// Read `grpc-status` from a trailers frame (or a trailers-only response's headers) of a
+    /// gRPC call; for anything else this is one comparison.
+    pub fn grpc_trailers(&mut self, trailers: &http::HeaderMap) {
+        if self.grpc != GrpcCall::No {
+            if let Some(code) = grpc::status(trailers) {
+                self.grpc = GrpcCall::Status(code);
+            }
+        }
+    }
+
+    /// Finish with an outcome. `local_status` is the status inferwatch answered with itself.
+    /// A gRPC call that the upstream finished (`Ok`) takes its outcome from its `grpc-status`:
+    /// `grpc_error` when not OK, `response_reset` when it ended without one. Returns the
+    /// outcome counted.
+    pub fn finish(&mut self, outcome: Outcome, local_status: Option<u16>) -> Outcome {
+        if self.done {
+            return outcome;
+        }
         self.done = true;
+        let outcome = match (outcome, self.grpc) {
+            (Outcome::Ok, GrpcCall::Pending) => Outcome::ResponseReset,
+            (Outcome::Ok, GrpcCall::Status(code)) if code != GrpcCode::Ok => Outcome::GrpcError,
+            (o, _) => o,
+        };
+        if let GrpcCall::Status(code) = self.grpc {
+            self.stats.count_grpc(code);
+        }
         let now = Instant::now();
         let class = match (local_status, self.status) {
             (Some(s), _) | (None, Some(s)) => CodeClass::from_status(s),
@@ -94,6 +161,7 @@ impl Accounting {
                     | Outcome::ResponseReset
                     | Outcome::ResponseBodyTimeout
                     | Outcome::ClientAborted
+                    | Outcome::GrpcError
             );
         if timed {
             self.stats
@@ -104,6 +172,7 @@ impl Accounting {
         if outcome != Outcome::Ok {
             tracing::debug!(route = %self.stats.info.name, outcome = outcome.as_str(), "request finished");
         }
+        outcome
     }
 }
 
@@ -271,9 +340,10 @@ impl ResponseBody {
     }
 
     fn finish(&mut self, outcome: Outcome) {
-        if let Some(mut a) = self.acct.take() {
-            a.finish(outcome, None);
-        }
+        let outcome = match self.acct.take() {
+            Some(mut a) => a.finish(outcome, None),
+            None => outcome,
+        };
         // Only complete exchanges are inspected; broken ones are already counted by outcome.
         if let Some(tap) = self.tap.take() {
             if outcome == Outcome::Ok {
@@ -298,6 +368,9 @@ impl Body for ResponseBody {
                 this.idle.reset();
                 if let (Some(tap), Some(data)) = (this.tap.as_mut(), frame.data_ref()) {
                     tap.response_chunk(data, Instant::now());
+                }
+                if let (Some(a), Some(trailers)) = (this.acct.as_mut(), frame.trailers_ref()) {
+                    a.grpc_trailers(trailers);
                 }
                 if this.inner.is_end_stream() {
                     this.finish(Outcome::Ok);

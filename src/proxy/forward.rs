@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::body::{self, Accounting, RequestBody, ResponseBody};
+use super::grpc;
 use super::headers::{append_forwarded_for, strip_hop_by_hop};
 use super::retry::{self, UpstreamBody};
 use super::{limits, Inner, SendError};
@@ -38,20 +39,27 @@ pub(crate) async fn handle(
 
     // Admission: the limit is checked and taken in one atomic step, so a burst cannot overshoot.
     let prev = inner.in_flight.fetch_add(1, Ordering::AcqRel);
+    let is_grpc = grpc::is_grpc(req.headers());
     if prev >= inner.max_in_flight {
         inner.in_flight.fetch_sub(1, Ordering::AcqRel);
-        stats.count(CodeClass::C5xx, Outcome::Overloaded);
         if let Some(suppressed) = inner.warnings.admit(Outcome::Overloaded) {
             tracing::warn!(route = %stats.info.name, outcome = Outcome::Overloaded.as_str(), max_in_flight = inner.max_in_flight, suppressed, "rejecting request: too many in flight (suppressed: like warnings held back since the last one)");
         } else {
             tracing::debug!(route = %stats.info.name, outcome = Outcome::Overloaded.as_str(), "rejecting request: too many in flight");
         }
+        if is_grpc {
+            return Ok(grpc_overloaded(&stats));
+        }
+        stats.count(CodeClass::C5xx, Outcome::Overloaded);
         return Ok(local_error(
             Outcome::Overloaded,
             "too many requests in flight",
         ));
     }
     let mut acct = Accounting::admit(stats, inner.in_flight.clone(), start);
+    if is_grpc {
+        acct.set_grpc();
+    }
 
     let (mut parts, body) = req.into_parts();
     let mut recorder = match &inner.tap {
@@ -142,6 +150,11 @@ pub(crate) async fn handle(
     );
     acct.set_forwarded();
 
+    // The client's gRPC deadline bounds the wait for response headers when it is shorter.
+    let first_byte_timeout = match is_grpc {
+        true => grpc_first_byte_timeout(&parts.headers, inner.first_byte_timeout),
+        false => inner.first_byte_timeout,
+    };
     let send = async {
         // A small body is read first, so the request can be sent again if the pooled
         // connection it goes out on turns out to be closing (retry.rs). HTTP/2 upstreams
@@ -155,7 +168,7 @@ pub(crate) async fn handle(
             inner.client.send(req, None).await.map_err(Sending)
         }
     };
-    let result = tokio::time::timeout(inner.first_byte_timeout, send).await;
+    let result = tokio::time::timeout(first_byte_timeout, send).await;
     match result {
         Err(_) => Ok(fail(
             &inner,
@@ -194,6 +207,7 @@ pub(crate) async fn handle(
             if limits::drop_length_if_coded(&mut parts.headers) {
                 tracing::debug!(route = %acct.route().info.name, "upstream sent both Transfer-Encoding and Content-Length; the body is framed by the coding, the length is dropped");
             }
+            acct.grpc_response(&parts.headers);
             strip_hop_by_hop(&mut parts.headers, false);
             if let Some(r) = recorder.as_mut() {
                 r.headers(parts.status, &parts.headers, now);
@@ -220,6 +234,11 @@ fn fail(inner: &Inner, acct: &mut Accounting, outcome: Outcome, reason: &str) ->
                 tracing::debug!(route = %acct.route().info.name, outcome = outcome.as_str(), status, reason, "upstream request failed")
             }
         },
+    }
+    if acct.is_grpc() {
+        acct.set_grpc_status(grpc::code_for(outcome));
+        acct.finish(outcome, Some(200));
+        return grpc::local_answer(outcome, reason);
     }
     acct.finish(outcome, Some(status));
     local_error(outcome, reason)
@@ -259,6 +278,23 @@ fn refused(inner: &Inner, reason: RejectReason) -> ProxyResponse {
         );
     }
     resp
+}
+
+/// A gRPC call shed before admission: counted as the HTTP 200 the client sees, with the
+/// UNAVAILABLE it reads.
+fn grpc_overloaded(stats: &crate::routes::RouteStats) -> ProxyResponse {
+    stats.count(CodeClass::C2xx, Outcome::Overloaded);
+    stats.count_grpc(grpc::code_for(Outcome::Overloaded));
+    grpc::local_answer(Outcome::Overloaded, "too many requests in flight")
+}
+
+/// The client's `grpc-timeout` bounds the wait for response headers when it is shorter than
+/// the configured first-byte timeout: past it the client has given up anyway.
+fn grpc_first_byte_timeout(
+    headers: &http::HeaderMap,
+    configured: std::time::Duration,
+) -> std::time::Duration {
+    grpc::timeout(headers).map_or(configured, |t| t.min(configured))
 }
 
 fn local_error(outcome: Outcome, reason: &str) -> ProxyResponse {

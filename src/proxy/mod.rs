@@ -7,6 +7,7 @@
 mod body;
 pub mod config;
 mod forward;
+mod grpc;
 pub mod headers;
 mod limits;
 mod retry;

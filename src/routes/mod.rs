@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::latency::config::LatencyConfig;
 use crate::latency::WindowedSketch;
-use crate::metrics::{CodeClass, Outcome, ProxyMetrics};
+use crate::metrics::{CodeClass, GrpcCode, Outcome, ProxyMetrics};
 use config::{Protocol, RouteConfig};
 
 pub use config::OTHER_ROUTE;
@@ -44,6 +44,7 @@ pub struct RouteStats {
     // Counters are resolved on first use, so only the (code_class, outcome) pairs that happen
     // appear in /metrics, and after that each count is one atomic add.
     counters: Vec<OnceLock<IntCounter>>,
+    grpc_counters: [OnceLock<IntCounter>; GrpcCode::COUNT],
     metrics: ProxyMetrics,
 }
 
@@ -75,6 +76,7 @@ impl RouteStats {
             counters: (0..CodeClass::COUNT * Outcome::ALL.len())
                 .map(|_| OnceLock::new())
                 .collect(),
+            grpc_counters: std::array::from_fn(|_| OnceLock::new()),
             metrics: metrics.clone(),
         }
     }
@@ -94,8 +96,23 @@ impl RouteStats {
             .inc();
     }
 
+    /// Count one finished gRPC call by its status code.
+    pub fn count_grpc(&self, code: GrpcCode) {
+        self.grpc_counters[code.index()]
+            .get_or_init(|| {
+                self.metrics.grpc_calls.with_label_values(&[
+                    &self.info.name,
+                    &self.info.model,
+                    code.as_str(),
+                ])
+            })
+            .inc();
+    }
+
     /// Requests finished on this route so far: `(total, failed)`, where failed means a 5xx
-    /// answer or any outcome other than `ok`. Read by samplers off the live path.
+    /// answer or any outcome other than `ok` (a gRPC call with a non-OK `grpc-status` is
+    /// `grpc_error`; one the sidecar answered itself keeps its local outcome). Read by samplers
+    /// off the live path.
     pub fn totals(&self) -> (u64, u64) {
         let mut total = 0;
         let mut failed = 0;

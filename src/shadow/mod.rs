@@ -174,8 +174,8 @@ pub struct Shadow {
 /// The inspector's side: sample, copy, `try_send`.
 pub struct ShadowHook {
     tx: mpsc::Sender<Job>,
-    /// Route name → (target index, sample ratio).
-    routes: HashMap<String, Vec<(usize, f64)>>,
+    /// Route name → (target index, sample ratio, replays over HTTP).
+    routes: HashMap<String, Vec<(usize, f64, bool)>>,
     /// Target names by index, for drop counts.
     names: Vec<String>,
     metrics: ShadowMetrics,
@@ -223,7 +223,7 @@ impl Shadow {
         let metrics = ShadowMetrics::register(registry, accuracy, latency_buckets)?;
         let http = client::new(connect_timeout);
         let mut targets = Vec::new();
-        let mut sampled: HashMap<String, Vec<(usize, f64)>> = HashMap::new();
+        let mut sampled: HashMap<String, Vec<(usize, f64, bool)>> = HashMap::new();
         for (i, t) in s.targets.iter().enumerate() {
             let Some(route) = routes.iter().find(|r| r.name == t.route) else {
                 continue;
@@ -252,10 +252,11 @@ impl Shadow {
             ] {
                 metrics.requests.with_label_values(&[&t.name, o]);
             }
-            sampled
-                .entry(t.route.clone())
-                .or_default()
-                .push((targets.len(), t.sample_ratio));
+            sampled.entry(t.route.clone()).or_default().push((
+                targets.len(),
+                t.sample_ratio,
+                matches!(backend, Backend::Http(_)),
+            ));
             targets.push(Arc::new(Target {
                 name: t.name.clone(),
                 protocol: route.protocol,
@@ -323,10 +324,13 @@ impl CaptureHook for ShadowHook {
         };
         let ex = seen.exchange;
         let hash = request_hash(ex.path, ex.request);
+        // A gRPC call cannot be replayed as an HTTP/1.1 request: HTTP targets skip it (ONNX
+        // targets take its decoded inputs like any other).
+        let grpc = crate::metrics::is_grpc(&c.request_headers);
         let chosen: Vec<usize> = targets
             .iter()
-            .filter(|(_, ratio)| sampled(hash, *ratio))
-            .map(|(i, _)| *i)
+            .filter(|(_, ratio, http)| !(grpc && *http) && sampled(hash, *ratio))
+            .map(|(i, _, _)| *i)
             .collect();
         if chosen.is_empty() {
             return;

@@ -178,13 +178,14 @@ impl Tap {
 }
 
 /// The headers the adapters and the shadow replay read (content type and encoding, accept,
-/// KServe's binary-tensor split). Copying only these keeps the tap to a few small allocations
-/// per request instead of a whole header map.
-const KEPT_HEADERS: [HeaderName; 4] = [
+/// KServe's binary-tensor split, gRPC's message compression). Copying only these keeps the tap
+/// to a few small allocations per request instead of a whole header map.
+const KEPT_HEADERS: [HeaderName; 5] = [
     http::header::CONTENT_TYPE,
     http::header::CONTENT_ENCODING,
     http::header::ACCEPT,
     HeaderName::from_static("inference-header-content-length"),
+    HeaderName::from_static("grpc-encoding"),
 ];
 
 fn kept_headers(from: &HeaderMap, extra: &[HeaderName]) -> HeaderMap {

@@ -1,0 +1,622 @@
+//! gRPC through the sidecar with real peers: MLServer's gRPC port behind it (`h2c`), the real
+//! `tritonclient.grpc` and plain `grpcio` clients in front. A gRPC call's result is its
+//! `grpc-status`: failed calls count as failures with their codes, and when the sidecar answers
+//! itself (dead upstream, a client deadline) the client library reads a proper gRPC status.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use http::Request;
+use http_body_util::BodyExt;
+use inferwatch::proxy::config::UpstreamProtocol;
+use inferwatch::routes::config::{Protocol, RouteConfig};
+use support::*;
+
+const SETUP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mlserver_iris.py");
+const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/grpc_iris.py");
+const SERVICE: &str = "/inference.GRPCInferenceService/";
+
+/// What a client script saw: calls that succeeded, failed calls by status code name, classes.
+#[derive(Debug, serde::Deserialize)]
+struct Tally {
+    ok: u64,
+    codes: BTreeMap<String, u64>,
+    classes: BTreeMap<String, u64>,
+    rows: u64,
+    infer_ok: u64,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    disagree: BTreeMap<String, u64>,
+}
+
+async fn run_client(python: &std::path::Path, args: Vec<String>) -> Tally {
+    let python = python.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(CLIENTS)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "gRPC client failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
+    })
+}
+
+fn grpc_route(protocol: Protocol) -> RouteConfig {
+    RouteConfig {
+        name: "grpc".into(),
+        path_prefix: SERVICE.into(),
+        protocol,
+        model: "iris".into(),
+        ..RouteConfig::default()
+    }
+}
+
+/// MLServer serving the iris classifier; returns the server and its (http, grpc) ports.
+async fn start_mlserver(python: &std::path::Path, dir: &std::path::Path) -> (KillOnDrop, u16, u16) {
+    let (http_port, grpc_port, metrics_port) = (free_port(), free_port(), free_port());
+    let setup = Command::new(python)
+        .arg(SETUP)
+        .arg("setup")
+        .arg(dir)
+        .args([http_port, grpc_port, metrics_port].map(|p| p.to_string()))
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "model set-up failed:\n{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let log_path = dir.join("mlserver.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mlserver = python.with_file_name("mlserver");
+    let mut server = KillOnDrop(
+        Command::new(&mlserver)
+            .args(["start", "."])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", mlserver.display())),
+    );
+    wait_mlserver_ready(
+        &format!("http://127.0.0.1:{http_port}/v2/models/iris/ready"),
+        &mut server,
+        &log_path,
+    )
+    .await;
+    (server, http_port, grpc_port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_status_counts_failed_calls_with_their_codes() {
+    let python = peers_python(&["mlserver", "mlserver_sklearn", "sklearn"]);
+    peers_python(&["tritonclient.grpc", "grpc"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _http_port, grpc_port) = start_mlserver(&python, dir.path()).await;
+    let direct = format!("127.0.0.1:{grpc_port}");
+
+    let mut cfg = test_config(&format!("http://{direct}"));
+    cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
+    cfg.proxy.routes = vec![grpc_route(Protocol::KserveV2)];
+    let sc = Sidecar::start(cfg).await;
+    let via = sc.proxy_addr.to_string();
+
+    let triton = run_client(&python, vec!["triton".into(), via.clone(), direct.clone()]).await;
+    let grpcio = run_client(&python, vec!["grpcio".into(), via, direct]).await;
+    // The clients saw what MLServer answers: NOT_FOUND for an unknown model, INTERNAL for a
+    // wrong input shape.
+    assert_eq!(triton.codes.get("NOT_FOUND"), Some(&6), "{triton:?}");
+    assert_eq!(triton.codes.get("INTERNAL"), Some(&4), "{triton:?}");
+    assert_eq!(grpcio.codes.get("NOT_FOUND"), Some(&3), "{grpcio:?}");
+    assert_eq!(grpcio.codes.get("INTERNAL"), Some(&2), "{grpcio:?}");
+    let ok = (triton.ok + grpcio.ok) as f64;
+    let mut failed = BTreeMap::<String, u64>::new();
+    for (code, n) in triton.codes.iter().chain(&grpcio.codes) {
+        *failed.entry(code.clone()).or_default() += n;
+    }
+    let failed_total: u64 = failed.values().sum();
+
+    let route = [("route", "grpc")];
+    assert_eventually!(sc.scrape().await.sum("inferwatch_requests_total", &route) >= ok);
+    let s = sc.scrape().await;
+    // Every call is a request; the failed ones are `grpc_error`, never `ok`.
+    assert_eq!(
+        s.get(
+            "inferwatch_requests_total",
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("code_class", "2xx"),
+                ("outcome", "ok")
+            ]
+        ),
+        Some(ok)
+    );
+    assert_eq!(
+        s.get(
+            "inferwatch_requests_total",
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("code_class", "2xx"),
+                ("outcome", "grpc_error")
+            ]
+        ),
+        Some(failed_total as f64)
+    );
+    assert_eq!(
+        s.sum("inferwatch_requests_total", &route),
+        ok + failed_total as f64,
+        "no call counted twice or under another outcome"
+    );
+    // The codes, as the client libraries reported them.
+    assert_eq!(
+        s.get(
+            "inferwatch_grpc_calls_total",
+            &[("route", "grpc"), ("model", "iris"), ("grpc_code", "OK")]
+        ),
+        Some(ok)
+    );
+    for (code, n) in &failed {
+        assert_eq!(
+            s.get(
+                "inferwatch_grpc_calls_total",
+                &[("route", "grpc"), ("model", "iris"), ("grpc_code", code)]
+            ),
+            Some(*n as f64),
+            "grpc_code {code}"
+        );
+    }
+    assert_eq!(
+        s.sum("inferwatch_grpc_calls_total", &route),
+        ok + failed_total as f64
+    );
+    // Failed calls were answered by the model server, so they are timed like any other.
+    assert_eq!(
+        s.get(
+            "inferwatch_request_duration_seconds_count",
+            &[("route", "grpc"), ("model", "iris")]
+        ),
+        Some(ok + failed_total as f64)
+    );
+    if let Err(report) = promtool_check(&sc.scrape_text().await) {
+        panic!("promtool check metrics:\n{report}");
+    }
+    // The payloads were read: per-class predictions are exactly the classes the clients got
+    // (raw FP64 contents from tritonclient, typed contents and streams from grpcio); failed
+    // calls are not inspected.
+    assert_eq!(triton.classes.len(), 3, "{triton:?}");
+    let mut classes = triton.classes.clone();
+    for (c, n) in &grpcio.classes {
+        *classes.entry(c.clone()).or_default() += n;
+    }
+    let parsed = [("route", "grpc"), ("result", "parsed")];
+    let infer_ok = (triton.infer_ok + grpcio.infer_ok) as f64;
+    assert_eventually!(
+        sc.scrape()
+            .await
+            .sum("inferwatch_inspection_total", &parsed)
+            == infer_ok
+    );
+    let s = sc.scrape().await;
+    for (class, n) in &classes {
+        assert_eq!(
+            s.get(
+                "inferwatch_predictions_total",
+                &[("route", "grpc"), ("model", "iris"), ("class", class)]
+            ),
+            Some(*n as f64),
+            "class {class}"
+        );
+    }
+    let rows = (triton.rows + grpcio.rows) as f64;
+    assert_eq!(s.sum("inferwatch_predictions_total", &route), rows);
+    assert_eq!(
+        s.get(
+            "inferwatch_batch_size_sum",
+            &[("route", "grpc"), ("model", "iris")]
+        ),
+        Some(rows)
+    );
+    assert_eq!(
+        s.get(
+            "inferwatch_batch_size_count",
+            &[("route", "grpc"), ("model", "iris")]
+        ),
+        Some(infer_ok)
+    );
+    assert_eq!(
+        s.sum("inferwatch_inspection_total", &[("result", "malformed")]),
+        0.0
+    );
+    assert_eq!(s.sum("inferwatch_input_anomalies_total", &[]), 0.0);
+    sc.shutdown().await;
+    drop(server);
+}
+
+/// The same model over HTTP JSON (`tritonclient.http`) and over gRPC (`tritonclient.grpc`, raw
+/// binary contents), each through its own sidecar with a `kserve_v2` route of the same name:
+/// the prediction metrics are identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_json_and_grpc_give_identical_prediction_metrics() {
+    let python = peers_python(&["mlserver", "mlserver_sklearn", "sklearn"]);
+    peers_python(&["tritonclient.grpc", "tritonclient.http", "grpc"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http_port, grpc_port) = start_mlserver(&python, dir.path()).await;
+
+    let route = |prefix: &str| RouteConfig {
+        name: "infer".into(),
+        path_prefix: prefix.into(),
+        protocol: Protocol::KserveV2,
+        model: "iris".into(),
+        ..RouteConfig::default()
+    };
+    let mut http_cfg = test_config(&format!("http://127.0.0.1:{http_port}"));
+    http_cfg.proxy.routes = vec![route("/v2/models/")];
+    let mut grpc_cfg = test_config(&format!("http://127.0.0.1:{grpc_port}"));
+    grpc_cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
+    grpc_cfg.proxy.routes = vec![route(SERVICE)];
+    let (via_http, via_grpc) = (
+        Sidecar::start(http_cfg).await,
+        Sidecar::start(grpc_cfg).await,
+    );
+
+    let seen = run_client(
+        &python,
+        vec![
+            "same".into(),
+            via_http.proxy_addr.to_string(),
+            via_grpc.proxy_addr.to_string(),
+        ],
+    )
+    .await;
+    let parsed = [("route", "infer"), ("result", "parsed")];
+    for sc in [&via_http, &via_grpc] {
+        assert_eventually!(
+            sc.scrape()
+                .await
+                .sum("inferwatch_inspection_total", &parsed)
+                == seen.infer_ok as f64
+        );
+    }
+    let (h, g) = (via_http.scrape().await, via_grpc.scrape().await);
+    let families = [
+        "inferwatch_predictions_total",
+        "inferwatch_prediction_confidence_bucket",
+        "inferwatch_prediction_confidence_sum",
+        "inferwatch_prediction_confidence_count",
+        "inferwatch_batch_size_bucket",
+        "inferwatch_batch_size_sum",
+        "inferwatch_batch_size_count",
+        "inferwatch_input_anomalies_total",
+    ];
+    for family in families {
+        let pick = |s: &Scrape| {
+            s.samples
+                .iter()
+                .filter(|x| x.name == family)
+                .map(|x| (format!("{:?}", x.labels), x.value))
+                .collect::<Vec<_>>()
+        };
+        let (ph, pg) = (pick(&h), pick(&g));
+        assert_eq!(ph.len(), pg.len(), "{family}: {ph:?} vs {pg:?}");
+        for ((lh, vh), (lg, vg)) in ph.iter().zip(&pg) {
+            assert_eq!(lh, lg, "{family}");
+            // serde_json's default float parsing may round a JSON decimal to the f64 next to
+            // the one the binary gRPC contents carry: sums agree to 1e-12, counts exactly.
+            assert!(
+                (vh - vg).abs() <= 1e-12 * vh.abs().max(1.0),
+                "{family}{lh} differs between HTTP JSON ({vh}) and gRPC ({vg})"
+            );
+        }
+    }
+    for (class, n) in &seen.classes {
+        assert_eq!(
+            g.get(
+                "inferwatch_predictions_total",
+                &[("route", "infer"), ("model", "iris"), ("class", class)]
+            ),
+            Some(*n as f64),
+            "class {class}"
+        );
+    }
+    assert_eq!(
+        g.get(
+            "inferwatch_prediction_confidence_count",
+            &[("route", "infer"), ("model", "iris")]
+        ),
+        Some(seen.rows as f64)
+    );
+    via_http.shutdown().await;
+    via_grpc.shutdown().await;
+    drop(server);
+}
+
+/// ONNX shadows fed from gRPC traffic (the decoded raw contents): agreement with the live
+/// answers equals what the client computes itself with onnxruntime on the same inputs. An HTTP
+/// shadow on the same route skips gRPC calls rather than replaying them as HTTP/1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onnx_shadow_fed_from_grpc_traffic_agrees_with_independent_truth() {
+    use inferwatch::shadow::config::{ShadowKind, ShadowTargetConfig};
+    let python = peers_python(&["mlserver", "mlserver_sklearn", "sklearn"]);
+    peers_python(&["tritonclient.grpc", "onnxruntime"]);
+    let ort = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/.venv-peers/ORT_DYLIB_PATH"
+    ))
+    .expect("run scripts/install-peers.sh: .venv-peers/ORT_DYLIB_PATH");
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http_port, grpc_port) = start_mlserver(&python, dir.path()).await;
+
+    let mut cfg = test_config(&format!("http://127.0.0.1:{grpc_port}"));
+    cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
+    cfg.proxy.routes = vec![grpc_route(Protocol::KserveV2)];
+    let onnx = |name: &str, file: &str| ShadowTargetConfig {
+        name: name.into(),
+        route: "grpc".into(),
+        kind: ShadowKind::Onnx,
+        sample_ratio: 1.0,
+        max_in_flight: 64,
+        model_path: format!("{models}/{file}"),
+        label_output: "label".into(),
+        score_output: "probabilities".into(),
+        ..ShadowTargetConfig::default()
+    };
+    cfg.shadow.onnx_library = ort.trim().to_string();
+    cfg.shadow.queue_capacity = 4096;
+    cfg.shadow.targets = vec![
+        onnx("onnx_same", "iris.onnx"),
+        onnx("onnx_perturbed", "iris_perturbed.onnx"),
+        ShadowTargetConfig {
+            name: "http_same".into(),
+            route: "grpc".into(),
+            kind: ShadowKind::Http,
+            sample_ratio: 1.0,
+            url: format!("http://127.0.0.1:{http_port}"),
+            ..ShadowTargetConfig::default()
+        },
+    ];
+    let sc = Sidecar::start(cfg).await;
+    let seen = run_client(
+        &python,
+        vec![
+            "onnx".into(),
+            sc.proxy_addr.to_string(),
+            "120".into(),
+            models.into(),
+        ],
+    )
+    .await;
+    let rows = seen.rows as f64;
+    for target in ["onnx_same", "onnx_perturbed"] {
+        assert_eventually!(
+            sc.scrape()
+                .await
+                .sum("inferwatch_shadow_comparisons_total", &[("target", target)])
+                >= rows,
+            Duration::from_secs(30)
+        );
+    }
+    let s = sc.scrape().await;
+    for (target, key) in [("onnx_same", "iris"), ("onnx_perturbed", "iris_perturbed")] {
+        let disagreeing = s.sum(
+            "inferwatch_shadow_comparisons_total",
+            &[("target", target), ("result", "disagree")],
+        );
+        eprintln!("shadow {target} over gRPC: {disagreeing} of {rows} rows disagree");
+        assert_eq!(disagreeing, seen.disagree[key] as f64, "{target}");
+        assert_eq!(
+            s.get(
+                "inferwatch_shadow_requests_total",
+                &[("target", target), ("outcome", "ok")]
+            ),
+            Some(seen.infer_ok as f64)
+        );
+    }
+    assert!(seen.disagree["iris_perturbed"] > seen.disagree["iris"]);
+    assert_eq!(
+        s.sum(
+            "inferwatch_shadow_requests_total",
+            &[("target", "http_same")]
+        ),
+        0.0,
+        "gRPC calls are not replayed to an HTTP shadow"
+    );
+    sc.shutdown().await;
+    drop(server);
+}
+
+/// A dead upstream: the sidecar answers HTTP 200 trailers-only with UNAVAILABLE, which both
+/// client libraries raise as UNAVAILABLE (not as a protocol error), and counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_upstream_is_unavailable_to_grpc_clients() {
+    let python = peers_python(&["tritonclient.grpc", "grpc"]);
+    let mut cfg = test_config(&format!("http://127.0.0.1:{}", free_port()));
+    cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
+    cfg.proxy.routes = vec![grpc_route(Protocol::Opaque)];
+    let sc = Sidecar::start(cfg).await;
+    let seen = run_client(&python, vec!["dead".into(), sc.proxy_addr.to_string()]).await;
+    assert_eq!(seen.codes.get("UNAVAILABLE"), Some(&2), "{seen:?}");
+    assert!(
+        seen.message.contains("inferwatch: connect_error"),
+        "grpc-message reaches the client: {}",
+        seen.message
+    );
+    let s = sc.scrape().await;
+    assert_eq!(
+        s.get(
+            "inferwatch_requests_total",
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("code_class", "2xx"),
+                ("outcome", "connect_error")
+            ]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        s.get(
+            "inferwatch_grpc_calls_total",
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("grpc_code", "UNAVAILABLE")
+            ]
+        ),
+        Some(2.0)
+    );
+    sc.shutdown().await;
+}
+
+/// The client's `grpc-timeout` bounds the wait for response headers when shorter than the
+/// configured first-byte timeout: an upstream that accepts and never answers costs the client
+/// its own deadline, not five minutes, and it gets DEADLINE_EXCEEDED the gRPC way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_timeout_bounds_the_first_byte_wait() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let mut cfg = test_config(&format!("http://{addr}"));
+    cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
+    cfg.proxy.first_byte_timeout_secs = 300.0;
+    cfg.proxy.routes = vec![grpc_route(Protocol::Opaque)];
+    let sc = Sidecar::start(cfg).await;
+    let req = Request::post(sc.url("/inference.GRPCInferenceService/ServerLive"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", "300m")
+        .body(full(&b"\0\0\0\0\0"[..]))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(60), h2_client().request(req))
+        .await
+        .expect("the sidecar answered within the client's deadline, not first_byte_timeout")
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["grpc-status"], "4");
+    assert_eq!(resp.headers()["content-type"], "application/grpc");
+    assert_eq!(resp.headers()["x-inferwatch-error"], "first_byte_timeout");
+    let body = resp.into_body().collect().await.unwrap();
+    assert!(body.to_bytes().is_empty(), "trailers-only: no body");
+    let s = sc.scrape().await;
+    assert_eq!(
+        s.get(
+            "inferwatch_grpc_calls_total",
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("grpc_code", "DEADLINE_EXCEEDED")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.sum(
+            "inferwatch_requests_total",
+            &[("outcome", "first_byte_timeout")]
+        ),
+        1.0
+    );
+    sc.shutdown().await;
+    holder.abort();
+}
+
+/// Where the status comes in a trailers frame after DATA (as every real gRPC server sends a
+/// non-empty answer), and a stream that ends without any `grpc-status`: a stand-in h2c server
+/// (the real-server path is the MLServer test above), because no real server ends a call
+/// without a status on purpose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_from_trailers_frame_and_missing_status_is_a_reset() {
+    let upstream = Upstream::start(|req: Request<hyper::body::Incoming>| async move {
+        let with_status = req.uri().path().ends_with("/ModelInfer");
+        let mut frames = vec![Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+            hyper::body::Frame::data(bytes::Bytes::from_static(b"\0\0\0\0\x02\x08\x01")),
+        )];
+        if with_status {
+            let mut t = http::HeaderMap::new();
+            t.insert("grpc-status", "3".parse().unwrap());
+            t.insert("grpc-message", "bad%20input".parse().unwrap());
+            frames.push(Ok(hyper::body::Frame::trailers(t)));
+        }
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        http::Response::builder()
+            .header("content-type", "application/grpc")
+            .body(body.boxed())
+            .unwrap()
+    })
+    .await;
+    let mut cfg = test_config(&upstream.url());
+    cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
+    cfg.proxy.routes = vec![grpc_route(Protocol::Opaque)];
+    let sc = Sidecar::start(cfg).await;
+    for method in ["ModelInfer", "ModelReady"] {
+        let req = Request::post(sc.url(&format!("{SERVICE}{method}")))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(full(&b"\0\0\0\0\0"[..]))
+            .unwrap();
+        let resp = h2_client().request(req).await.unwrap();
+        let got = resp.into_body().collect().await;
+        if method == "ModelInfer" {
+            let got = got.unwrap();
+            assert_eq!(
+                got.trailers().unwrap()["grpc-status"],
+                "3",
+                "trailers pass intact"
+            );
+        }
+    }
+    let s = sc.scrape().await;
+    let count = |outcome| {
+        s.get(
+            "inferwatch_requests_total",
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("code_class", "2xx"),
+                ("outcome", outcome),
+            ],
+        )
+    };
+    assert_eq!(count("grpc_error"), Some(1.0));
+    assert_eq!(count("response_reset"), Some(1.0));
+    assert_eq!(count("ok"), None);
+    assert_eq!(
+        s.get(
+            "inferwatch_grpc_calls_total",
+            &[
+                ("route", "grpc"),
+                ("model", "iris"),
+                ("grpc_code", "INVALID_ARGUMENT")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        s.sum("inferwatch_grpc_calls_total", &[]),
+        1.0,
+        "no status, no code"
+    );
+    sc.shutdown().await;
+}
