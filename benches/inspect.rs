@@ -20,6 +20,7 @@ fn route(name: &str, protocol: Protocol, prediction: PredictionConfig) -> RouteC
         protocol,
         model: "m".into(),
         prediction,
+        ..RouteConfig::default()
     }
 }
 

@@ -153,6 +153,9 @@ name = "chat"
 path_prefix = "/v1/"
 protocol = "openai"
 model = "tiny-llm"
+[proxy.routes.slo]
+ttft_secs = 5.0
+e2e_secs = 10.0
 
 [admin]
 listen = "127.0.0.1:{admin}"

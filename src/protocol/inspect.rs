@@ -9,11 +9,11 @@ use std::sync::Arc;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use tokio::sync::{mpsc, watch};
 
-use crate::metrics::{names, registered};
-use crate::routes::config::{Protocol, RouteConfig};
+use crate::metrics::{names, registered, slo_result};
+use crate::routes::config::{Protocol, RouteConfig, SloConfig};
 use crate::tap::config::InspectionConfig;
 
-use super::{decode, Exchange, Inference, InputSignature, Rule};
+use super::{decode, decode_received, goodput, Exchange, Inference, InputSignature, Rule};
 use crate::tap::{Capture, InspectionMetrics};
 
 /// Where the inspector offers quality signals (per-feature input values, prediction confidence,
@@ -143,8 +143,8 @@ impl ProtocolMetrics {
             output_tokens: registered(
                 registry,
                 IntCounterVec::new(
-                    Opts::new(names::OUTPUT_TOKENS_TOTAL, "Generated tokens (usage when reported, else streamed content chunks)."),
-                    rm,
+                    Opts::new(names::OUTPUT_TOKENS_TOTAL, "Generated tokens by source: usage (reported by the server) or counted (streamed content chunks, when a server sends no usage)."),
+                    &["route", "model", "source"],
                 )?,
             )?,
             input_tokens: registered(
@@ -218,6 +218,9 @@ struct RouteState {
     models: CappedLabels,
     classes: CappedLabels,
     per_model: HashMap<String, ModelState>,
+    /// `[proxy.routes.slo]`, and its signal `goodput:{route}` (1 met, 0 missed or failed).
+    slo: SloConfig,
+    goodput_signal: String,
 }
 
 /// Decodes captures and records what they say.
@@ -228,6 +231,9 @@ pub struct Inspector {
     signals: Arc<dyn SignalSink>,
     max_features: usize,
     hooks: Vec<Arc<dyn CaptureHook>>,
+    /// `inferwatch_slo_requests_total`, shared with the live path (which counts the requests
+    /// that got no answer).
+    slo: Option<IntCounterVec>,
 }
 
 impl Inspector {
@@ -258,6 +264,8 @@ impl Inspector {
                     models: CappedLabels::new(i.max_model_labels),
                     classes: CappedLabels::new(i.max_class_labels),
                     per_model: HashMap::new(),
+                    slo: r.slo,
+                    goodput_signal: format!("goodput:{}", r.name),
                 };
                 (r.name.clone(), state)
             })
@@ -269,7 +277,15 @@ impl Inspector {
             signals,
             max_features: i.max_features_tracked,
             hooks: Vec::new(),
+            slo: None,
         }
+    }
+
+    /// The same inspector, classifying answered requests on routes with an SLO into `slo`
+    /// (`inferwatch_slo_requests_total{route,model,result}`).
+    pub fn with_slo(mut self, slo: IntCounterVec) -> Self {
+        self.slo = Some(slo);
+        self
     }
 
     /// The same inspector, also handing every capture to `hook` after decoding it.
@@ -313,7 +329,14 @@ impl Inspector {
             response_headers: &c.response_headers,
             response_chunks: &c.response_chunks,
         };
+        if c.client_aborted {
+            // What the client received is recorded; hooks (shadow replay, feedback) want
+            // whole answers only.
+            self.record_received(&c.route.name, c.status, &ex);
+            return;
+        }
         let decoded = self.decode_and_record(&c.route.name, c.status, &ex);
+        self.classify(c, decoded.as_ref());
         if !self.hooks.is_empty() {
             let seen = Seen {
                 capture: c,
@@ -330,6 +353,65 @@ impl Inspector {
     /// that benchmarks and tests can drive without a proxy).
     pub fn inspect_exchange(&mut self, route: &str, status: http::StatusCode, ex: &Exchange<'_>) {
         let _ = self.decode_and_record(route, status, ex);
+    }
+
+    /// Count one answered request against its route's SLO and offer it as `goodput:{route}`.
+    /// A client that left before the end did not wait for it: not classified.
+    fn classify(&mut self, c: &Capture, decoded: Option<&(String, Inference)>) {
+        let Some(slo) = &self.slo else { return };
+        let Some(route) = self.routes.get_mut(&c.route.name) else {
+            return;
+        };
+        if !route.slo.is_set() || c.client_aborted {
+            return;
+        }
+        let result = if c.status.is_success() {
+            goodput::classify(
+                &route.slo,
+                c.total,
+                decoded.and_then(|(_, i)| i.tokens.as_ref()),
+            )
+        } else {
+            slo_result::FAILED
+        };
+        let model = match decoded {
+            Some((m, _)) => m.as_str(),
+            None => route.models.label(&route.default_model),
+        };
+        slo.with_label_values(&[&route.name, model, result]).inc();
+        self.signals.observe(
+            &route.goodput_signal,
+            f64::from(u8::from(result == slo_result::MET)),
+        );
+    }
+
+    /// Record what a client that went away mid-response received (a stream's time to first
+    /// token and tokens so far), counted as `client_aborted` whatever could be read.
+    fn record_received(&mut self, route: &str, status: http::StatusCode, ex: &Exchange<'_>) {
+        let Some(route) = self.routes.get_mut(route) else {
+            return;
+        };
+        if !status.is_success() {
+            self.inspection.count(&route.name, SKIPPED_STATUS);
+            return;
+        }
+        match decode_received(route.protocol, ex) {
+            Ok(Some(inference)) => {
+                record(
+                    route,
+                    &inference,
+                    &self.metrics,
+                    self.signals.as_ref(),
+                    self.max_features,
+                );
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(route = %route.name, path = %ex.path, %error, "malformed payload before the client went away");
+            }
+        }
+        self.inspection
+            .count(&route.name, InspectionMetrics::CLIENT_ABORTED);
     }
 
     /// Decode and record; the model label and inference when it was one.
@@ -493,7 +575,9 @@ fn record(
             m.input_tokens.with_label_values(&rm).inc_by(n);
         }
         if let Some(n) = t.output {
-            m.output_tokens.with_label_values(&rm).inc_by(n);
+            m.output_tokens
+                .with_label_values(&[&route.name, &model, t.output_source.as_str()])
+                .inc_by(n);
         }
         if let Some(d) = t.time_to_first_token {
             m.ttft.with_label_values(&rm).observe(d.as_secs_f64());

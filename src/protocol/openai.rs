@@ -7,7 +7,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::sse::{Parser, SseError};
-use super::{DecodeError, Exchange, FinishReason, Inference, Tokens};
+use super::{DecodeError, Exchange, FinishReason, Inference, TokenSource, Tokens};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -109,6 +109,23 @@ impl StreamChoice {
 }
 
 pub fn decode(ex: &Exchange<'_>) -> Result<Option<Inference>, DecodeError> {
+    decode_as(ex, Whole::Yes)
+}
+
+/// What a client that went away mid-response received: a stream's events up to the last
+/// complete one; `Ok(None)` for a cut non-streamed body (it cannot be read).
+pub fn decode_received(ex: &Exchange<'_>) -> Result<Option<Inference>, DecodeError> {
+    decode_as(ex, Whole::No)
+}
+
+/// Whether the response is whole (a stream that stops short of its end is then truncated).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Whole {
+    Yes,
+    No,
+}
+
+fn decode_as(ex: &Exchange<'_>, whole_response: Whole) -> Result<Option<Inference>, DecodeError> {
     let Some(endpoint) = endpoint(ex.path_only()) else {
         return Ok(None);
     };
@@ -119,9 +136,11 @@ pub fn decode(ex: &Exchange<'_>) -> Result<Option<Inference>, DecodeError> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
     let mut inference = if event_stream || request.stream == Some(true) {
-        stream(ex)?
-    } else {
+        stream(ex, whole_response)?
+    } else if whole_response == Whole::Yes {
         whole(ex.response, endpoint)?
+    } else {
+        return Ok(None);
     };
     if inference.model.is_none() {
         inference.model = request.model.filter(|m| !m.is_empty());
@@ -135,6 +154,7 @@ fn whole(body: &[u8], endpoint: Endpoint) -> Result<Inference, DecodeError> {
     let tokens = Tokens {
         input: usage.prompt_tokens,
         output: usage.completion_tokens,
+        output_source: TokenSource::Usage,
         finish_reasons: r
             .choices
             .iter()
@@ -153,7 +173,7 @@ fn whole(body: &[u8], endpoint: Endpoint) -> Result<Inference, DecodeError> {
     })
 }
 
-fn stream(ex: &Exchange<'_>) -> Result<Inference, DecodeError> {
+fn stream(ex: &Exchange<'_>, whole_response: Whole) -> Result<Inference, DecodeError> {
     let mut parser = Parser::new();
     let mut events = Vec::new();
     for (at, chunk) in ex.response_chunks {
@@ -195,11 +215,15 @@ fn stream(ex: &Exchange<'_>) -> Result<Inference, DecodeError> {
                 .filter_map(|c| c.finish_reason.as_deref().map(FinishReason::parse)),
         );
     }
-    if !done && (finish_reasons.is_empty() || parser.pending()) {
+    if whole_response == Whole::Yes && !done && (finish_reasons.is_empty() || parser.pending()) {
         return Err(DecodeError::Truncated);
     }
     let usage = usage.unwrap_or_default();
-    let output = usage.completion_tokens.or(Some(content_times.len() as u64));
+    let (output, output_source) = match usage.completion_tokens {
+        Some(n) => (n, TokenSource::Usage),
+        None => (content_times.len() as u64, TokenSource::Counted),
+    };
+    let output = Some(output);
     let inter_token = content_times.windows(2).map(|w| w[1] - w[0]).collect();
     let time_per_output_token = match (content_times.first(), content_times.last(), output) {
         (Some(first), Some(last), Some(n)) if content_times.len() >= 2 && n >= 2 => {
@@ -212,6 +236,7 @@ fn stream(ex: &Exchange<'_>) -> Result<Inference, DecodeError> {
         tokens: Some(Tokens {
             input: usage.prompt_tokens,
             output,
+            output_source,
             time_to_first_token: content_times.first().copied(),
             inter_token,
             time_per_output_token,
@@ -298,6 +323,32 @@ mod tests {
         assert!(matches!(decode(&ex.view()), Err(DecodeError::Truncated)));
         let ex = sse(vec![(10, chunk("a")), (20, "data: \u{7f}{\n\n".into())]);
         assert!(decode(&ex.view()).is_err());
+    }
+
+    #[test]
+    fn what_a_client_received_before_leaving_is_read_as_far_as_it_went() {
+        // Cut mid-event: the complete events count, the partial one is left.
+        let ex = sse(vec![
+            (10, chunk("a")),
+            (20, chunk("b")),
+            (30, "data: {\"cho".into()),
+        ]);
+        let t = decode_received(&ex.view())
+            .unwrap()
+            .unwrap()
+            .tokens
+            .unwrap();
+        assert_eq!(t.output, Some(2));
+        assert_eq!(t.output_source, TokenSource::Counted);
+        assert_eq!(t.time_to_first_token, Some(ms(10)));
+        assert!(t.finish_reasons.is_empty());
+        // A cut plain body cannot be read.
+        let ex = OwnedExchange::simple(
+            "/v1/chat/completions",
+            br#"{"model":"gpt","messages":[]}"#,
+            br#"{"id":"x","choi"#,
+        );
+        assert_eq!(decode_received(&ex.view()).unwrap(), None);
     }
 
     #[test]

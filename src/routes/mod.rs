@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::latency::config::LatencyConfig;
 use crate::latency::WindowedSketch;
-use crate::metrics::{CodeClass, Outcome, ProxyMetrics};
+use crate::metrics::{slo_result, CodeClass, Outcome, ProxyMetrics};
 use config::{Protocol, RouteConfig};
 
 pub use config::OTHER_ROUTE;
@@ -45,6 +45,9 @@ pub struct RouteStats {
     // appear in /metrics, and after that each count is one atomic add.
     counters: Vec<OnceLock<IntCounter>>,
     metrics: ProxyMetrics,
+    /// `inferwatch_slo_requests_total{result="failed"}` under the route's model, on routes with
+    /// an SLO: requests that got no answer never reach the inspector that classifies the rest.
+    slo_failed: Option<IntCounter>,
 }
 
 impl RouteStats {
@@ -52,6 +55,7 @@ impl RouteStats {
         name: &str,
         model: &str,
         protocol: Protocol,
+        slo: bool,
         metrics: &ProxyMetrics,
         lat: &LatencyConfig,
         start: Instant,
@@ -76,6 +80,11 @@ impl RouteStats {
                 .map(|_| OnceLock::new())
                 .collect(),
             metrics: metrics.clone(),
+            slo_failed: slo.then(|| {
+                metrics
+                    .slo
+                    .with_label_values(&[name, model, slo_result::FAILED])
+            }),
         }
     }
 
@@ -92,6 +101,11 @@ impl RouteStats {
                 ])
             })
             .inc();
+        if let Some(failed) = &self.slo_failed {
+            if !matches!(outcome, Outcome::Ok | Outcome::ClientAborted) {
+                failed.inc();
+            }
+        }
     }
 
     /// Requests finished on this route so far: `(total, failed)`, where failed means a 5xx
@@ -141,13 +155,20 @@ impl Router {
         for r in routes {
             prefixes.push(r.path_prefix.clone());
             stats.push(Arc::new(RouteStats::new(
-                &r.name, &r.model, r.protocol, metrics, latency, start,
+                &r.name,
+                &r.model,
+                r.protocol,
+                r.slo.is_set(),
+                metrics,
+                latency,
+                start,
             )));
         }
         stats.push(Arc::new(RouteStats::new(
             OTHER_ROUTE,
             "unknown",
             Protocol::Opaque,
+            false,
             metrics,
             latency,
             start,

@@ -4,6 +4,7 @@
 //! over-size body is counted and the copy dropped.
 
 pub mod config;
+pub mod terminal;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tokio::time::Instant;
 use crate::metrics::{names, registered};
 use crate::routes::RouteInfo;
 use config::InspectionConfig;
+use terminal::TerminalEvent;
 
 /// One complete live exchange, as the client and upstream sent it.
 pub struct Capture {
@@ -36,6 +38,9 @@ pub struct Capture {
     pub ttfb: Duration,
     /// Request start to the last response byte.
     pub total: Duration,
+    /// The client went away before the response ended: the body holds what passed through
+    /// until then (an event stream's events so far), which is still worth reading.
+    pub client_aborted: bool,
 }
 
 impl Capture {
@@ -77,6 +82,8 @@ impl InspectionMetrics {
     pub const SKIPPED_TOO_LARGE: &'static str = "skipped_too_large";
     pub const DROPPED_QUEUE_FULL: &'static str = "dropped_queue_full";
     pub const SKIPPED_ENDPOINT: &'static str = "skipped_endpoint";
+    /// The client went away mid-response; what passed through was read as far as it went.
+    pub const CLIENT_ABORTED: &'static str = "client_aborted";
 
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let total = registered(
@@ -84,7 +91,7 @@ impl InspectionMetrics {
             IntCounterVec::new(
                 Opts::new(
                     names::INSPECTION_TOTAL,
-                    "Tapped exchanges by result: parsed, malformed, skipped_too_large, dropped_queue_full.",
+                    "Tapped exchanges by result: parsed, malformed, client_aborted (read as far as it went), skipped_status, skipped_endpoint, skipped_too_large, dropped_queue_full.",
                 ),
                 &["route", "result"],
             )?,
@@ -164,6 +171,8 @@ impl Tap {
             status: StatusCode::OK,
             response_headers: HeaderMap::new(),
             ttfb: Duration::ZERO,
+            event_stream: false,
+            terminal: TerminalEvent::default(),
         })
     }
 }
@@ -229,6 +238,9 @@ pub struct TapRecorder {
     status: StatusCode,
     response_headers: HeaderMap,
     ttfb: Duration,
+    /// The response is `text/event-stream`: its chunks feed `terminal`.
+    event_stream: bool,
+    terminal: TerminalEvent,
 }
 
 /// The request body's handle on the recorder.
@@ -258,9 +270,16 @@ impl TapRecorder {
         self.status = status;
         self.response_headers = kept_headers(headers, &[]);
         self.ttfb = now - self.start;
+        self.event_stream = self
+            .response_headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     }
 
     pub fn response_chunk(&mut self, data: &Bytes, now: Instant) {
+        if self.event_stream {
+            self.terminal.feed(data);
+        }
         if self.response.push(data, self.tap.max_body) {
             self.response_times.push(now - self.start);
         } else {
@@ -268,8 +287,24 @@ impl TapRecorder {
         }
     }
 
+    /// The response is an event stream that has passed its terminal event (`data: [DONE]`):
+    /// the client has the whole answer, whether or not it waits for the body's end.
+    pub fn saw_terminal_event(&self) -> bool {
+        self.event_stream && self.terminal.seen()
+    }
+
     /// The exchange completed: hand it to the adapters, or count why not.
     pub fn complete(self, now: Instant) {
+        self.hand_over(now, false);
+    }
+
+    /// The client went away mid-response: hand over what passed through until then (the time
+    /// to first token and the tokens it received are facts), marked as aborted.
+    pub fn client_aborted(self, now: Instant) {
+        self.hand_over(now, true);
+    }
+
+    fn hand_over(self, now: Instant, client_aborted: bool) {
         let metrics = &self.tap.metrics;
         let route = self.route.name.clone();
         let request = match self.request.lock() {
@@ -299,6 +334,7 @@ impl TapRecorder {
             start: self.start,
             ttfb: self.ttfb,
             total: now - self.start,
+            client_aborted,
         };
         if self.tap.tx.try_send(capture).is_err() {
             metrics.count(&route, InspectionMetrics::DROPPED_QUEUE_FULL);
