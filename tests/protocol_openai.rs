@@ -25,6 +25,8 @@ const TOKENS: [&str; 8] = ["Hello", ",", " wor", "ld", "!", " How", " are", " yo
 const PROMPT_TOKENS: u64 = 9;
 /// What the usage chunk reports: deliberately not the chunk count, to tell the two apart.
 const USAGE_COMPLETION_TOKENS: u64 = 11;
+/// Prompt tokens the usage chunk says came from the prefix cache.
+const CACHED_TOKENS: u64 = 6;
 
 /// Scheduling on a shared 2-core machine; loopback itself adds well under a millisecond.
 const SLACK: Duration = Duration::from_millis(60);
@@ -51,7 +53,7 @@ fn schedule(with_usage: bool) -> Vec<(Duration, String)> {
         events.push((
             Duration::ZERO,
             format!(
-                "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"tiny-llm-2024\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{PROMPT_TOKENS},\"completion_tokens\":{USAGE_COMPLETION_TOKENS},\"total_tokens\":{}}}}}\n\n",
+                "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"tiny-llm-2024\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{PROMPT_TOKENS},\"completion_tokens\":{USAGE_COMPLETION_TOKENS},\"total_tokens\":{},\"prompt_tokens_details\":{{\"cached_tokens\":{CACHED_TOKENS}}}}}}}\n\n",
                 PROMPT_TOKENS + USAGE_COMPLETION_TOKENS
             ),
         ));
@@ -148,6 +150,10 @@ async fn openai_client_streams_through_the_sidecar_unchanged_and_timed() {
         Some(USAGE_COMPLETION_TOKENS)
     );
     assert_eq!(
+        got["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64(),
+        Some(CACHED_TOKENS)
+    );
+    assert_eq!(
         parsed.last().unwrap()["finish_reason"].as_str(),
         Some("stop")
     );
@@ -164,7 +170,8 @@ async fn openai_client_streams_through_the_sidecar_unchanged_and_timed() {
     assert_eq!(raw, sent_lines);
 
     // 3. The sidecar's view.
-    let rm = [("route", "chat"), ("model", "tiny-llm-2024")];
+    // The model label is the request's (`tiny-llm`), not the response's dated name.
+    let rm = [("route", "chat"), ("model", "tiny-llm")];
     assert_eventually!(
         sc.scrape().await.sum(
             "inferwatch_inspection_total",
@@ -200,11 +207,7 @@ async fn openai_client_streams_through_the_sidecar_unchanged_and_timed() {
     let by = |source| {
         s.get(
             "inferwatch_output_tokens_total",
-            &[
-                ("route", "chat"),
-                ("model", "tiny-llm-2024"),
-                ("source", source),
-            ],
+            &[("route", "chat"), ("model", "tiny-llm"), ("source", source)],
         )
     };
     assert_eq!(by("usage"), Some(USAGE_COMPLETION_TOKENS as f64));
@@ -212,6 +215,19 @@ async fn openai_client_streams_through_the_sidecar_unchanged_and_timed() {
     assert_eq!(
         s.get("inferwatch_input_tokens_total", &rm),
         Some(PROMPT_TOKENS as f64)
+    );
+    // Cached prompt tokens as usage said (only run 1 reports usage).
+    assert_eq!(
+        s.get("inferwatch_cached_input_tokens_total", &rm),
+        Some(CACHED_TOKENS as f64)
+    );
+    assert_eq!(
+        s.get("inferwatch_time_to_second_token_seconds_count", &rm),
+        Some(2.0)
+    );
+    assert_eq!(
+        s.get("inferwatch_output_tokens_per_second_count", &rm),
+        Some(2.0)
     );
     assert_eq!(
         s.get(

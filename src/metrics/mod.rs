@@ -107,6 +107,10 @@ pub mod names {
     pub const TIME_PER_OUTPUT_TOKEN_SECONDS: &str = "inferwatch_time_per_output_token_seconds";
     pub const OUTPUT_TOKENS_TOTAL: &str = "inferwatch_output_tokens_total";
     pub const INPUT_TOKENS_TOTAL: &str = "inferwatch_input_tokens_total";
+    pub const CACHED_INPUT_TOKENS_TOTAL: &str = "inferwatch_cached_input_tokens_total";
+    pub const REASONING_TOKENS_TOTAL: &str = "inferwatch_reasoning_tokens_total";
+    pub const TIME_TO_SECOND_TOKEN_SECONDS: &str = "inferwatch_time_to_second_token_seconds";
+    pub const OUTPUT_TOKENS_PER_SECOND: &str = "inferwatch_output_tokens_per_second";
     pub const COMPLETIONS_TOTAL: &str = "inferwatch_completions_total";
 
     // Canary probes (src/canary/): golden requests with known answers, sent to the upstream.

@@ -6,13 +6,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::IntCounterVec;
 use tokio::sync::{mpsc, watch};
 
-use crate::metrics::{names, registered, slo_result};
+use crate::metrics::slo_result;
 use crate::routes::config::{Protocol, RouteConfig, SloConfig};
 use crate::tap::config::InspectionConfig;
 
+pub use super::metrics::ProtocolMetrics;
 use super::{decode, decode_received, goodput, Exchange, Inference, InputSignature, Rule};
 use crate::tap::{Capture, InspectionMetrics};
 
@@ -69,105 +70,6 @@ pub mod anomaly {
 /// Results counted in `inferwatch_inspection_total` besides the tap's own.
 pub const SKIPPED_STATUS: &str = "skipped_status";
 pub const SKIPPED_ENDPOINT: &str = InspectionMetrics::SKIPPED_ENDPOINT;
-
-/// The payload metric families.
-#[derive(Clone)]
-pub struct ProtocolMetrics {
-    pub predictions: IntCounterVec,
-    pub confidence: HistogramVec,
-    pub batch_size: HistogramVec,
-    pub anomalies: IntCounterVec,
-    pub ttft: HistogramVec,
-    pub inter_token: HistogramVec,
-    pub per_output_token: HistogramVec,
-    pub output_tokens: IntCounterVec,
-    pub input_tokens: IntCounterVec,
-    pub completions: IntCounterVec,
-}
-
-impl ProtocolMetrics {
-    /// `latency_buckets`: the token timing histograms share the request latency buckets, so
-    /// time to first token and request duration can be read side by side.
-    pub fn register(registry: &Registry, latency_buckets: Vec<f64>) -> prometheus::Result<Self> {
-        let rm = &["route", "model"];
-        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), rm)
-                .and_then(|h| registered(registry, h))
-        };
-        // 0.05 steps: calibration plots and "confidence fell below 0.5" alerts both read well.
-        let confidence_buckets: Vec<f64> = (1..=20).map(|i| f64::from(i) * 0.05).collect();
-        // Powers of two up to 4096 rows.
-        let batch_buckets: Vec<f64> = (0..=12).map(|i| f64::from(1u32 << i)).collect();
-        let m = Self {
-            predictions: registered(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        names::PREDICTIONS_TOTAL,
-                        "Predictions (one per batch row) by predicted class; classes past the cap are \"other\", regressions \"none\".",
-                    ),
-                    &["route", "model", "class"],
-                )?,
-            )?,
-            confidence: histogram(
-                names::PREDICTION_CONFIDENCE,
-                "Probability of the predicted class.",
-                confidence_buckets,
-            )?,
-            batch_size: histogram(names::BATCH_SIZE, "Rows per inference request.", batch_buckets)?,
-            anomalies: registered(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        names::INPUT_ANOMALIES_TOTAL,
-                        "Input anomalies: NaN or infinite values, values outside configured feature bounds, shape or datatype changes against the first request seen.",
-                    ),
-                    &["route", "model", "kind"],
-                )?,
-            )?,
-            ttft: histogram(
-                names::TIME_TO_FIRST_TOKEN_SECONDS,
-                "Request start to the first streamed content chunk.",
-                latency_buckets.clone(),
-            )?,
-            inter_token: histogram(
-                names::INTER_TOKEN_LATENCY_SECONDS,
-                "Gap between consecutive streamed content chunks.",
-                latency_buckets.clone(),
-            )?,
-            per_output_token: histogram(
-                names::TIME_PER_OUTPUT_TOKEN_SECONDS,
-                "(Last content chunk - first) / (output tokens - 1), per streamed completion.",
-                latency_buckets,
-            )?,
-            output_tokens: registered(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(names::OUTPUT_TOKENS_TOTAL, "Generated tokens by source: usage (reported by the server) or counted (streamed content chunks, when a server sends no usage)."),
-                    &["route", "model", "source"],
-                )?,
-            )?,
-            input_tokens: registered(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(names::INPUT_TOKENS_TOTAL, "Prompt tokens, as reported in usage."),
-                    rm,
-                )?,
-            )?,
-            completions: registered(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        names::COMPLETIONS_TOTAL,
-                        "Completions (choices) by finish reason: stop, length, tool_calls, content_filter, function_call, other.",
-                    ),
-                    &["route", "model", "finish_reason"],
-                )?,
-            )?,
-        };
-        Ok(m)
-    }
-}
 
 /// The first `cap` distinct values seen; everything after is `other`.
 #[derive(Debug)]
@@ -592,6 +494,22 @@ fn record(
             m.per_output_token
                 .with_label_values(&rm)
                 .observe(d.as_secs_f64());
+            if !d.is_zero() {
+                m.output_tokens_per_second
+                    .with_label_values(&rm)
+                    .observe(1.0 / d.as_secs_f64());
+            }
+        }
+        if let Some(d) = t.time_to_second_token {
+            m.time_to_second_token
+                .with_label_values(&rm)
+                .observe(d.as_secs_f64());
+        }
+        if let Some(n) = t.cached_input {
+            m.cached_input_tokens.with_label_values(&rm).inc_by(n);
+        }
+        if let Some(n) = t.reasoning {
+            m.reasoning_tokens.with_label_values(&rm).inc_by(n);
         }
         for reason in &t.finish_reasons {
             m.completions

@@ -11,6 +11,7 @@ pub mod goodput;
 pub mod inspect;
 pub mod json;
 pub mod kserve_v2;
+pub mod metrics;
 pub mod openai;
 pub mod predict;
 pub mod sse;
@@ -92,8 +93,15 @@ pub struct Tokens {
     pub output: Option<u64>,
     /// Where `output` came from.
     pub output_source: TokenSource,
+    /// Prompt tokens served from the server's prefix cache (`usage.prompt_tokens_details`).
+    pub cached_input: Option<u64>,
+    /// Reasoning tokens among the output (`usage.completion_tokens_details`).
+    pub reasoning: Option<u64>,
     /// Request start to the first content chunk.
     pub time_to_first_token: Option<Duration>,
+    /// First content chunk to the second: the stall after the first token that users notice
+    /// (a scheduler that prefills other requests before decoding this one).
+    pub time_to_second_token: Option<Duration>,
     /// Gaps between consecutive content chunks as they arrived at the proxy.
     pub inter_token: Vec<Duration>,
     /// (last content chunk − first) / (output tokens − 1).

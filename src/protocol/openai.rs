@@ -43,6 +43,35 @@ struct Usage {
     prompt_tokens: Option<u64>,
     #[serde(default)]
     completion_tokens: Option<u64>,
+    /// `cached_tokens`: prompt tokens served from the prefix cache (OpenAI, vLLM, SGLang).
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    /// `reasoning_tokens`: the completion's thinking tokens (reasoning models).
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl Usage {
+    fn cached(&self) -> Option<u64> {
+        self.prompt_tokens_details.and_then(|d| d.cached_tokens)
+    }
+
+    fn reasoning(&self) -> Option<u64> {
+        self.completion_tokens_details
+            .and_then(|d| d.reasoning_tokens)
+    }
 }
 
 #[derive(Deserialize)]
@@ -142,8 +171,10 @@ fn decode_as(ex: &Exchange<'_>, whole_response: Whole) -> Result<Option<Inferenc
     } else {
         return Ok(None);
     };
-    if inference.model.is_none() {
-        inference.model = request.model.filter(|m| !m.is_empty());
+    // The request's model names what the client asked for: a LoRA adapter or one model of a
+    // multi-model server, and one label per name (responses may add a dated version).
+    if let Some(m) = request.model.filter(|m| !m.is_empty()) {
+        inference.model = Some(m);
     }
     Ok(Some(inference))
 }
@@ -155,6 +186,8 @@ fn whole(body: &[u8], endpoint: Endpoint) -> Result<Inference, DecodeError> {
         input: usage.prompt_tokens,
         output: usage.completion_tokens,
         output_source: TokenSource::Usage,
+        cached_input: usage.cached(),
+        reasoning: usage.reasoning(),
         finish_reasons: r
             .choices
             .iter()
@@ -237,7 +270,10 @@ fn stream(ex: &Exchange<'_>, whole_response: Whole) -> Result<Inference, DecodeE
             input: usage.prompt_tokens,
             output,
             output_source,
+            cached_input: usage.cached(),
+            reasoning: usage.reasoning(),
             time_to_first_token: content_times.first().copied(),
+            time_to_second_token: content_times.get(1).map(|t| *t - content_times[0]),
             inter_token,
             time_per_output_token,
             finish_reasons,
@@ -290,9 +326,11 @@ mod tests {
             (100, chunk("!") + &finish + "data: [DONE]\n\n"),
         ]);
         let inf = decode(&ex.view()).unwrap().unwrap();
-        assert_eq!(inf.model.as_deref(), Some("llama"));
+        // The request's model names it (the response's is a fallback).
+        assert_eq!(inf.model.as_deref(), Some("req-model"));
         let t = inf.tokens.unwrap();
         assert_eq!(t.output, Some(3));
+        assert_eq!(t.time_to_second_token, Some(ms(20)));
         assert_eq!(t.input, None);
         assert_eq!(t.time_to_first_token, Some(ms(50)));
         assert_eq!(t.inter_token, vec![ms(20), ms(30)]);
@@ -313,6 +351,40 @@ mod tests {
         let t = decode(&ex.view()).unwrap().unwrap().tokens.unwrap();
         assert_eq!((t.input, t.output), (Some(7), Some(9)));
         assert_eq!(t.time_per_output_token, Some(ms(10) / 8));
+    }
+
+    #[test]
+    fn cached_and_reasoning_tokens_from_usage_streamed_or_not() {
+        let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":9,\"prompt_tokens_details\":{\"cached_tokens\":64},\"completion_tokens_details\":{\"reasoning_tokens\":5}}}\n\n";
+        let finish =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+        let ex = sse(vec![
+            (10, chunk("a")),
+            (20, chunk("b") + finish),
+            (21, usage.to_string() + "data: [DONE]\n\n"),
+        ]);
+        let t = decode(&ex.view()).unwrap().unwrap().tokens.unwrap();
+        assert_eq!(
+            (t.input, t.cached_input, t.reasoning),
+            (Some(100), Some(64), Some(5))
+        );
+        let ex = OwnedExchange::simple(
+            "/v1/chat/completions",
+            br#"{"messages":[]}"#,
+            br#"{"model":"served","choices":[{"finish_reason":"stop"}],"usage":{"prompt_tokens":40,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":32}}}"#,
+        );
+        let inf = decode(&ex.view()).unwrap().unwrap();
+        // No model in the request: the response's.
+        assert_eq!(inf.model.as_deref(), Some("served"));
+        let t = inf.tokens.unwrap();
+        assert_eq!((t.cached_input, t.reasoning), (Some(32), None));
+        // Servers without details (llama.cpp) report none, not zero.
+        let ex = sse(vec![(10, chunk("a") + finish + "data: [DONE]\n\n")]);
+        let t = decode(&ex.view()).unwrap().unwrap().tokens.unwrap();
+        assert_eq!(
+            (t.cached_input, t.reasoning, t.time_to_second_token),
+            (None, None, None)
+        );
     }
 
     #[test]
@@ -359,7 +431,7 @@ mod tests {
             br#"{"id":"x","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#,
         );
         let inf = decode(&ex.view()).unwrap().unwrap();
-        assert_eq!(inf.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(inf.model.as_deref(), Some("gpt"));
         let t = inf.tokens.unwrap();
         assert_eq!((t.input, t.output), (Some(12), Some(3)));
         assert_eq!(t.finish_reasons, vec![FinishReason::Stop]);
