@@ -22,6 +22,7 @@ fn route(name: &str, protocol: Protocol, prediction: PredictionConfig) -> RouteC
         protocol,
         model: "m".into(),
         prediction,
+        ..RouteConfig::default()
     }
 }
 

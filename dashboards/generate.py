@@ -236,6 +236,15 @@ def overview():
     b.panel("SLO misses (last 1 h)", [
         (f"max(route_model:inferwatch_latency_slo_miss:ratio_rate1h{{{RM}}})", "worst route"),
     ], unit="percentunit", kind="stat", w=8)
+    b.row("Goodput (routes with [proxy.routes.slo])")
+    b.panel("Goodput ratio (recording rule, 5 min)", [
+        (f"route_model:inferwatch_goodput:ratio_rate5m{{{RM}}}", "{{route}} {{model}}"),
+    ], unit="percentunit", w=8, description="Share of classified requests that met every bound of "
+                                             "the route's SLO. InferwatchGoodputLow warns below 90%.")
+    b.panel("Requests by SLO result", [
+        (f"sum by (route, result) (rate(inferwatch_slo_requests_total{{{SEL}}}[{RI}]))", "{{route}} {{result}}"),
+    ], unit="reqps", w=16, description="met, the first bound missed (missed_ttft, missed_tpot, "
+                                       "missed_e2e), or failed.")
     b.row("Streaming (OpenAI-compatible routes)")
     b.panel("Time to first token p50 / p99", [
         (hq(0.5, "inferwatch_time_to_first_token_seconds"), "p50 {{route}} {{model}}"),
@@ -246,9 +255,24 @@ def overview():
         (hq(0.99, "inferwatch_inter_token_latency_seconds"), "p99 {{route}} {{model}}"),
     ], unit="s", w=8)
     b.panel("Tokens per second", [
-        (f"sum by (route, model) (rate(inferwatch_output_tokens_total{{{SEL}}}[{RI}]))", "out {{route}} {{model}}"),
+        (f"sum by (route, model, source) (rate(inferwatch_output_tokens_total{{{SEL}}}[{RI}]))", "out {{route}} {{model}} ({{source}})"),
         (f"sum by (route, model) (rate(inferwatch_input_tokens_total{{{SEL}}}[{RI}]))", "in {{route}} {{model}}"),
     ], w=8)
+    b.panel("Time to second token p50 / p99", [
+        (hq(0.5, "inferwatch_time_to_second_token_seconds"), "p50 {{route}} {{model}}"),
+        (hq(0.99, "inferwatch_time_to_second_token_seconds"), "p99 {{route}} {{model}}"),
+    ], unit="s", w=8, description="The stall after the first token: a scheduler prefilling other "
+                                  "requests before decoding this one.")
+    b.panel("Output tokens/s per request p50 / p10", [
+        (hq(0.5, "inferwatch_output_tokens_per_second"), "p50 {{route}} {{model}}"),
+        (hq(0.1, "inferwatch_output_tokens_per_second"), "p10 {{route}} {{model}}"),
+    ], w=8, description="The reading speed a user gets after the first token; p10 is the slowest tenth.")
+    b.panel("Prefix-cache hit ratio and reasoning tokens", [
+        (f"route_model:inferwatch_prefix_cache_hit:ratio_rate5m{{{RM}}}", "cached share {{route}} {{model}}"),
+        (f"sum by (route, model) (rate(inferwatch_reasoning_tokens_total{{{SEL}}}[{RI}])) / "
+         f"sum by (route, model) (rate(inferwatch_output_tokens_total{{{SEL}}}[{RI}]))", "reasoning share {{route}} {{model}}"),
+    ], unit="percentunit", w=8, description="Servers that report usage.prompt_tokens_details / "
+                                            "completion_tokens_details only.")
     b.row("Sidecars")
     b.panel("Sidecars up", [
         (f'sum(up{{job=~".*inferwatch.*", {POD}}})', "up"),

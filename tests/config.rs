@@ -665,3 +665,57 @@ fn prefixes_that_share_text_but_not_a_segment_do_not_shadow() {
     load_str("[[proxy.routes]]\nname = \"a\"\npath_prefix = \"/embed\"\n[[proxy.routes]]\nname = \"b\"\npath_prefix = \"/embeddings\"\n")
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn slo_bounds_need_an_inspected_route_and_token_bounds_an_openai_one() {
+    let errors = errors_of(
+        r#"
+[[proxy.routes]]
+name = "chat"
+path_prefix = "/v1/"
+protocol = "openai"
+[proxy.routes.slo]
+e2e_secs = -1.0
+ttft_secs = 0.5
+tpot_secs = 0.05
+
+[[proxy.routes]]
+name = "infer"
+path_prefix = "/v2/"
+protocol = "kserve_v2"
+[proxy.routes.slo]
+e2e_secs = 1.0
+ttft_secs = 0.5
+
+[[proxy.routes]]
+name = "raw"
+path_prefix = "/raw"
+[proxy.routes.slo]
+e2e_secs = 1.0
+"#,
+    );
+    assert_eq!(
+        errors,
+        [
+            "proxy.routes[0].slo.e2e_secs: invalid bound -1, expected seconds >= 0 (0 = not set)",
+            "proxy.routes[1].slo.ttft_secs: ttft_secs needs token timings, which only protocol = \"openai\" routes have (this route is \"kserve_v2\")",
+            "proxy.routes[2].slo.e2e_secs: an SLO needs an inspected route: set protocol (opaque routes are not read)",
+        ]
+    );
+    let errors = errors_of(
+        r#"
+[inspection]
+enabled = false
+[[proxy.routes]]
+name = "chat"
+path_prefix = "/v1/"
+protocol = "openai"
+[proxy.routes.slo]
+e2e_secs = 1.0
+"#,
+    );
+    assert_eq!(
+        errors,
+        ["proxy.routes[0].slo: classifying requests against an SLO reads decoded live traffic: needs inspection.enabled = true"]
+    );
+}

@@ -94,7 +94,7 @@ async fn start_upstream() -> Upstream {
                     .map(|w| sse_event(w))
                     .collect();
                 events.push(
-                    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"tiny-llm\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":5,\"total_tokens\":12}}\n\n".into(),
+                    "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"tiny-llm\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":5,\"total_tokens\":12,\"prompt_tokens_details\":{\"cached_tokens\":4},\"completion_tokens_details\":{\"reasoning_tokens\":1}}}\n\n".into(),
                 );
                 events.push("data: [DONE]\n\n".into());
                 let stream = futures_util::stream::unfold(events.into_iter(), |mut it| async move {
@@ -163,6 +163,9 @@ name = "chat"
 path_prefix = "/v1/"
 protocol = "openai"
 model = "tiny-llm"
+[proxy.routes.slo]
+ttft_secs = 5.0
+e2e_secs = 10.0
 
 [[proxy.routes]]
 name = "grpc"

@@ -115,6 +115,7 @@ async fn anomalies_caps_signals_and_malformed_payloads() {
                 }],
                 ..PredictionConfig::default()
             },
+            ..RouteConfig::default()
         },
         RouteConfig {
             name: "chat".into(),
@@ -133,6 +134,7 @@ async fn anomalies_caps_signals_and_malformed_payloads() {
                 score_pointer: "/p".into(),
                 ..PredictionConfig::default()
             },
+            ..RouteConfig::default()
         },
     ];
     let recorder = Arc::new(Recorder::default());

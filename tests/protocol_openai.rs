@@ -25,6 +25,8 @@ const TOKENS: [&str; 8] = ["Hello", ",", " wor", "ld", "!", " How", " are", " yo
 const PROMPT_TOKENS: u64 = 9;
 /// What the usage chunk reports: deliberately not the chunk count, to tell the two apart.
 const USAGE_COMPLETION_TOKENS: u64 = 11;
+/// Prompt tokens the usage chunk says came from the prefix cache.
+const CACHED_TOKENS: u64 = 6;
 
 /// Scheduling on a shared 2-core machine; loopback itself adds well under a millisecond.
 const SLACK: Duration = Duration::from_millis(60);
@@ -51,7 +53,7 @@ fn schedule(with_usage: bool) -> Vec<(Duration, String)> {
         events.push((
             Duration::ZERO,
             format!(
-                "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"tiny-llm-2024\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{PROMPT_TOKENS},\"completion_tokens\":{USAGE_COMPLETION_TOKENS},\"total_tokens\":{}}}}}\n\n",
+                "data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"tiny-llm-2024\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{PROMPT_TOKENS},\"completion_tokens\":{USAGE_COMPLETION_TOKENS},\"total_tokens\":{},\"prompt_tokens_details\":{{\"cached_tokens\":{CACHED_TOKENS}}}}}}}\n\n",
                 PROMPT_TOKENS + USAGE_COMPLETION_TOKENS
             ),
         ));
@@ -148,6 +150,10 @@ async fn openai_client_streams_through_the_sidecar_unchanged_and_timed() {
         Some(USAGE_COMPLETION_TOKENS)
     );
     assert_eq!(
+        got["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64(),
+        Some(CACHED_TOKENS)
+    );
+    assert_eq!(
         parsed.last().unwrap()["finish_reason"].as_str(),
         Some("stop")
     );
@@ -164,7 +170,8 @@ async fn openai_client_streams_through_the_sidecar_unchanged_and_timed() {
     assert_eq!(raw, sent_lines);
 
     // 3. The sidecar's view.
-    let rm = [("route", "chat"), ("model", "tiny-llm-2024")];
+    // The model label is the request's (`tiny-llm`), not the response's dated name.
+    let rm = [("route", "chat"), ("model", "tiny-llm")];
     assert_eventually!(
         sc.scrape().await.sum(
             "inferwatch_inspection_total",
@@ -196,14 +203,31 @@ async fn openai_client_streams_through_the_sidecar_unchanged_and_timed() {
         mean_itl >= secs(GAP) - 0.002 && mean_itl <= secs(GAP) + 0.015,
         "mean inter-token latency {mean_itl}, sent {GAP:?} apart"
     );
-    // Usage when reported (run 1), counted content chunks otherwise (run 2).
-    assert_eq!(
-        s.get("inferwatch_output_tokens_total", &rm),
-        Some((USAGE_COMPLETION_TOKENS + TOKENS.len() as u64) as f64)
-    );
+    // Usage when reported (run 1), counted content chunks otherwise (run 2), each by source.
+    let by = |source| {
+        s.get(
+            "inferwatch_output_tokens_total",
+            &[("route", "chat"), ("model", "tiny-llm"), ("source", source)],
+        )
+    };
+    assert_eq!(by("usage"), Some(USAGE_COMPLETION_TOKENS as f64));
+    assert_eq!(by("counted"), Some(TOKENS.len() as f64));
     assert_eq!(
         s.get("inferwatch_input_tokens_total", &rm),
         Some(PROMPT_TOKENS as f64)
+    );
+    // Cached prompt tokens as usage said (only run 1 reports usage).
+    assert_eq!(
+        s.get("inferwatch_cached_input_tokens_total", &rm),
+        Some(CACHED_TOKENS as f64)
+    );
+    assert_eq!(
+        s.get("inferwatch_time_to_second_token_seconds_count", &rm),
+        Some(2.0)
+    );
+    assert_eq!(
+        s.get("inferwatch_output_tokens_per_second_count", &rm),
+        Some(2.0)
     );
     assert_eq!(
         s.get(
@@ -219,5 +243,135 @@ async fn openai_client_streams_through_the_sidecar_unchanged_and_timed() {
     if let Err(report) = promtool_check(&sc.scrape_text().await) {
         panic!("promtool check metrics:\n{report}");
     }
+    sc.shutdown().await;
+}
+
+/// An upstream that sends a whole stream up to `data: [DONE]` at once, then holds the body open
+/// (its final empty chunk comes much later): the window in which OpenAI clients close. A
+/// request naming `"max_tokens":3` gets only the first three tokens before the hold.
+async fn held_open_upstream() -> Upstream {
+    Upstream::start(|req: Request<hyper::body::Incoming>| async move {
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        let events = if String::from_utf8_lossy(&body).contains("\"max_tokens\":3") {
+            4
+        } else {
+            usize::MAX
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
+        tokio::spawn(async move {
+            for (_, event) in schedule(false).into_iter().take(events) {
+                if tx.send(Ok(Frame::data(Bytes::from(event)))).await.is_err() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(
+                StreamBody::new(tokio_stream_from(rx))
+                    .map_err(|e| match e {})
+                    .boxed(),
+            )
+            .unwrap()
+    })
+    .await
+}
+
+/// Send `request`, read the response until `until` has arrived, then drop the connection.
+async fn read_then_close(url: &str, request: &'static str, until: &str) -> String {
+    let req = Request::post(url)
+        .header("content-type", "application/json")
+        .body(full(request))
+        .unwrap();
+    let mut body = client().request(req).await.unwrap().into_body();
+    let mut got = String::new();
+    while !got.contains(until) {
+        let frame = body.frame().await.unwrap().unwrap();
+        if let Some(d) = frame.data_ref() {
+            got.push_str(std::str::from_utf8(d).unwrap());
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_closing_after_done_is_complete_and_one_closing_before_is_aborted_but_read() {
+    let up = held_open_upstream().await;
+    let mut cfg = test_config(&up.url());
+    cfg.proxy.routes = vec![RouteConfig {
+        name: "chat".into(),
+        path_prefix: "/v1/".into(),
+        protocol: Protocol::Openai,
+        model: "m".into(),
+        ..RouteConfig::default()
+    }];
+    let sc = Sidecar::start(cfg).await;
+    let url = sc.url("/v1/chat/completions");
+    let got = read_then_close(
+        &url,
+        r#"{"model":"m","stream":true,"messages":[]}"#,
+        "data: [DONE]\n\n",
+    )
+    .await;
+    assert!(got.ends_with("data: [DONE]\n\n"));
+    let counted = |s: &Scrape, result: &str| {
+        s.sum(
+            "inferwatch_inspection_total",
+            &[("route", "chat"), ("result", result)],
+        )
+    };
+    assert_eventually!(counted(&sc.scrape().await, "parsed") == 1.0);
+    let s = sc.scrape().await;
+    assert_eq!(
+        s.sum(
+            "inferwatch_requests_total",
+            &[("route", "chat"), ("outcome", "ok")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "inferwatch_completions_total",
+            &[("route", "chat"), ("finish_reason", "stop")]
+        ),
+        1.0
+    );
+
+    // Closing after the third token: aborted, and the three tokens and TTFT it got are read.
+    read_then_close(
+        &url,
+        r#"{"model":"m","stream":true,"max_tokens":3,"messages":[]}"#,
+        TOKENS[2],
+    )
+    .await;
+    assert_eventually!(counted(&sc.scrape().await, "client_aborted") == 1.0);
+    let s = sc.scrape().await;
+    assert_eq!(
+        s.sum(
+            "inferwatch_requests_total",
+            &[("route", "chat"), ("outcome", "client_aborted")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "inferwatch_time_to_first_token_seconds_count",
+            &[("route", "chat")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        s.sum(
+            "inferwatch_output_tokens_total",
+            &[("route", "chat"), ("source", "counted")]
+        ),
+        (TOKENS.len() + 3) as f64
+    );
+    // It did not finish: no second finish reason.
+    assert_eq!(
+        s.sum("inferwatch_completions_total", &[("route", "chat")]),
+        1.0
+    );
     sc.shutdown().await;
 }

@@ -156,7 +156,7 @@ fn decoded_route(v: &mut Validator<'_>, at: &str, name: &str, routes: &[RouteCon
     }
 }
 
-/// Shadowing and feedback read decoded live traffic, which only exists with inspection on.
+/// Shadowing, feedback and SLOs read decoded live traffic, which only exists with inspection on.
 fn inspection_needed(v: &mut Validator<'_>, config: &Config) {
     if !config.inspection.enabled && v.clean(&["inspection.enabled"]) {
         let need = "reads decoded live traffic: needs inspection.enabled = true";
@@ -165,6 +165,14 @@ fn inspection_needed(v: &mut Validator<'_>, config: &Config) {
         }
         if config.feedback.enabled {
             v.report("feedback.enabled", format!("feedback {need}"));
+        }
+        for (i, r) in config.proxy.routes.iter().enumerate() {
+            if r.slo.is_set() {
+                v.report(
+                    &format!("proxy.routes[{i}].slo"),
+                    format!("classifying requests against an SLO {need}"),
+                );
+            }
         }
     }
 }

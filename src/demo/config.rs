@@ -89,6 +89,7 @@ pub fn build(i: &Inputs<'_>) -> Config {
             class_labels: CLASSES.iter().map(|c| c.to_string()).collect(),
             ..PredictionConfig::default()
         },
+        ..RouteConfig::default()
     }];
     cfg.admin.listen = i.admin;
     cfg.log.level = super::log_level().into();

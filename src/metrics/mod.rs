@@ -46,6 +46,7 @@ pub mod names {
     pub const REQUESTS_TOTAL: &str = "inferwatch_requests_total";
     pub const GRPC_CALLS_TOTAL: &str = "inferwatch_grpc_calls_total";
     pub const REQUEST_DURATION_SECONDS: &str = "inferwatch_request_duration_seconds";
+    pub const SLO_REQUESTS_TOTAL: &str = "inferwatch_slo_requests_total";
     pub const TIME_TO_FIRST_BYTE_SECONDS: &str = "inferwatch_time_to_first_byte_seconds";
     pub const LATENCY_QUANTILE_SECONDS: &str = "inferwatch_latency_quantile_seconds";
     pub const LATENCY_QUANTILE_UPPER_BOUND_SECONDS: &str =
@@ -113,6 +114,10 @@ pub mod names {
     pub const TIME_PER_OUTPUT_TOKEN_SECONDS: &str = "inferwatch_time_per_output_token_seconds";
     pub const OUTPUT_TOKENS_TOTAL: &str = "inferwatch_output_tokens_total";
     pub const INPUT_TOKENS_TOTAL: &str = "inferwatch_input_tokens_total";
+    pub const CACHED_INPUT_TOKENS_TOTAL: &str = "inferwatch_cached_input_tokens_total";
+    pub const REASONING_TOKENS_TOTAL: &str = "inferwatch_reasoning_tokens_total";
+    pub const TIME_TO_SECOND_TOKEN_SECONDS: &str = "inferwatch_time_to_second_token_seconds";
+    pub const OUTPUT_TOKENS_PER_SECOND: &str = "inferwatch_output_tokens_per_second";
     pub const COMPLETIONS_TOTAL: &str = "inferwatch_completions_total";
 
     // Canary probes (src/canary/): golden requests with known answers, sent to the upstream.
@@ -301,10 +306,32 @@ pub struct ProxyMetrics {
     pub window_samples: GaugeVec,
     pub in_flight: IntGaugeVec,
     pub grpc_calls: IntCounterVec,
+    /// `inferwatch_slo_requests_total{route,model,result}`: the live path counts requests that
+    /// failed without an answer; the inspector classifies the answered ones.
+    pub slo: IntCounterVec,
+}
+
+/// The `result` values of `inferwatch_slo_requests_total`.
+pub mod slo_result {
+    pub const MET: &str = "met";
+    pub const MISSED_TTFT: &str = "missed_ttft";
+    pub const MISSED_TPOT: &str = "missed_tpot";
+    pub const MISSED_E2E: &str = "missed_e2e";
+    pub const FAILED: &str = "failed";
 }
 
 impl ProxyMetrics {
     pub fn register(registry: &Registry, buckets: Vec<f64>) -> prometheus::Result<Self> {
+        let slo = registered(
+            registry,
+            IntCounterVec::new(
+                Opts::new(
+                    names::SLO_REQUESTS_TOTAL,
+                    "Requests on routes with an SLO by result: met (every bound), missed_ttft, missed_tpot, missed_e2e (the first bound missed), failed (no answer or a non-2xx one).",
+                ),
+                &["route", "model", "result"],
+            )?,
+        )?;
         let requests = registered(
             registry,
             IntCounterVec::new(
@@ -395,6 +422,7 @@ impl ProxyMetrics {
             quantile_upper_bound,
             window_samples,
             in_flight,
+            slo,
         })
     }
 }

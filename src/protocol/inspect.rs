@@ -6,14 +6,15 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::IntCounterVec;
 use tokio::sync::{mpsc, watch};
 
-use crate::metrics::{names, registered};
-use crate::routes::config::{Protocol, RouteConfig};
+use crate::metrics::slo_result;
+use crate::routes::config::{Protocol, RouteConfig, SloConfig};
 use crate::tap::config::InspectionConfig;
 
-use super::{decode, Exchange, Inference, InputSignature, Rule};
+pub use super::metrics::ProtocolMetrics;
+use super::{decode, decode_received, goodput, Exchange, Inference, InputSignature, Rule};
 use crate::tap::{Capture, InspectionMetrics};
 
 /// Where the inspector offers quality signals (per-feature input values, prediction confidence,
@@ -70,105 +71,6 @@ pub mod anomaly {
 pub const SKIPPED_STATUS: &str = "skipped_status";
 pub const SKIPPED_ENDPOINT: &str = InspectionMetrics::SKIPPED_ENDPOINT;
 
-/// The payload metric families.
-#[derive(Clone)]
-pub struct ProtocolMetrics {
-    pub predictions: IntCounterVec,
-    pub confidence: HistogramVec,
-    pub batch_size: HistogramVec,
-    pub anomalies: IntCounterVec,
-    pub ttft: HistogramVec,
-    pub inter_token: HistogramVec,
-    pub per_output_token: HistogramVec,
-    pub output_tokens: IntCounterVec,
-    pub input_tokens: IntCounterVec,
-    pub completions: IntCounterVec,
-}
-
-impl ProtocolMetrics {
-    /// `latency_buckets`: the token timing histograms share the request latency buckets, so
-    /// time to first token and request duration can be read side by side.
-    pub fn register(registry: &Registry, latency_buckets: Vec<f64>) -> prometheus::Result<Self> {
-        let rm = &["route", "model"];
-        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), rm)
-                .and_then(|h| registered(registry, h))
-        };
-        // 0.05 steps: calibration plots and "confidence fell below 0.5" alerts both read well.
-        let confidence_buckets: Vec<f64> = (1..=20).map(|i| f64::from(i) * 0.05).collect();
-        // Powers of two up to 4096 rows.
-        let batch_buckets: Vec<f64> = (0..=12).map(|i| f64::from(1u32 << i)).collect();
-        let m = Self {
-            predictions: registered(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        names::PREDICTIONS_TOTAL,
-                        "Predictions (one per batch row) by predicted class; classes past the cap are \"other\", regressions \"none\".",
-                    ),
-                    &["route", "model", "class"],
-                )?,
-            )?,
-            confidence: histogram(
-                names::PREDICTION_CONFIDENCE,
-                "Probability of the predicted class.",
-                confidence_buckets,
-            )?,
-            batch_size: histogram(names::BATCH_SIZE, "Rows per inference request.", batch_buckets)?,
-            anomalies: registered(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        names::INPUT_ANOMALIES_TOTAL,
-                        "Input anomalies: NaN or infinite values, values outside configured feature bounds, shape or datatype changes against the first request seen.",
-                    ),
-                    &["route", "model", "kind"],
-                )?,
-            )?,
-            ttft: histogram(
-                names::TIME_TO_FIRST_TOKEN_SECONDS,
-                "Request start to the first streamed content chunk.",
-                latency_buckets.clone(),
-            )?,
-            inter_token: histogram(
-                names::INTER_TOKEN_LATENCY_SECONDS,
-                "Gap between consecutive streamed content chunks.",
-                latency_buckets.clone(),
-            )?,
-            per_output_token: histogram(
-                names::TIME_PER_OUTPUT_TOKEN_SECONDS,
-                "(Last content chunk - first) / (output tokens - 1), per streamed completion.",
-                latency_buckets,
-            )?,
-            output_tokens: registered(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(names::OUTPUT_TOKENS_TOTAL, "Generated tokens (usage when reported, else streamed content chunks)."),
-                    rm,
-                )?,
-            )?,
-            input_tokens: registered(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(names::INPUT_TOKENS_TOTAL, "Prompt tokens, as reported in usage."),
-                    rm,
-                )?,
-            )?,
-            completions: registered(
-                registry,
-                IntCounterVec::new(
-                    Opts::new(
-                        names::COMPLETIONS_TOTAL,
-                        "Completions (choices) by finish reason: stop, length, tool_calls, content_filter, function_call, other.",
-                    ),
-                    &["route", "model", "finish_reason"],
-                )?,
-            )?,
-        };
-        Ok(m)
-    }
-}
-
 /// The first `cap` distinct values seen; everything after is `other`.
 #[derive(Debug)]
 pub struct CappedLabels {
@@ -218,6 +120,9 @@ struct RouteState {
     models: CappedLabels,
     classes: CappedLabels,
     per_model: HashMap<String, ModelState>,
+    /// `[proxy.routes.slo]`, and its signal `goodput:{route}` (1 met, 0 missed or failed).
+    slo: SloConfig,
+    goodput_signal: String,
 }
 
 /// Decodes captures and records what they say.
@@ -228,6 +133,9 @@ pub struct Inspector {
     signals: Arc<dyn SignalSink>,
     max_features: usize,
     hooks: Vec<Arc<dyn CaptureHook>>,
+    /// `inferwatch_slo_requests_total`, shared with the live path (which counts the requests
+    /// that got no answer).
+    slo: Option<IntCounterVec>,
 }
 
 impl Inspector {
@@ -258,6 +166,8 @@ impl Inspector {
                     models: CappedLabels::new(i.max_model_labels),
                     classes: CappedLabels::new(i.max_class_labels),
                     per_model: HashMap::new(),
+                    slo: r.slo,
+                    goodput_signal: format!("goodput:{}", r.name),
                 };
                 (r.name.clone(), state)
             })
@@ -269,7 +179,15 @@ impl Inspector {
             signals,
             max_features: i.max_features_tracked,
             hooks: Vec::new(),
+            slo: None,
         }
+    }
+
+    /// The same inspector, classifying answered requests on routes with an SLO into `slo`
+    /// (`inferwatch_slo_requests_total{route,model,result}`).
+    pub fn with_slo(mut self, slo: IntCounterVec) -> Self {
+        self.slo = Some(slo);
+        self
     }
 
     /// The same inspector, also handing every capture to `hook` after decoding it.
@@ -313,7 +231,14 @@ impl Inspector {
             response_headers: &c.response_headers,
             response_chunks: &c.response_chunks,
         };
+        if c.client_aborted {
+            // What the client received is recorded; hooks (shadow replay, feedback) want
+            // whole answers only.
+            self.record_received(&c.route.name, c.status, &ex);
+            return;
+        }
         let decoded = self.decode_and_record(&c.route.name, c.status, &ex);
+        self.classify(c, decoded.as_ref());
         if !self.hooks.is_empty() {
             let seen = Seen {
                 capture: c,
@@ -330,6 +255,65 @@ impl Inspector {
     /// that benchmarks and tests can drive without a proxy).
     pub fn inspect_exchange(&mut self, route: &str, status: http::StatusCode, ex: &Exchange<'_>) {
         let _ = self.decode_and_record(route, status, ex);
+    }
+
+    /// Count one answered request against its route's SLO and offer it as `goodput:{route}`.
+    /// A client that left before the end did not wait for it: not classified.
+    fn classify(&mut self, c: &Capture, decoded: Option<&(String, Inference)>) {
+        let Some(slo) = &self.slo else { return };
+        let Some(route) = self.routes.get_mut(&c.route.name) else {
+            return;
+        };
+        if !route.slo.is_set() || c.client_aborted {
+            return;
+        }
+        let result = if c.status.is_success() {
+            goodput::classify(
+                &route.slo,
+                c.total,
+                decoded.and_then(|(_, i)| i.tokens.as_ref()),
+            )
+        } else {
+            slo_result::FAILED
+        };
+        let model = match decoded {
+            Some((m, _)) => m.as_str(),
+            None => route.models.label(&route.default_model),
+        };
+        slo.with_label_values(&[&route.name, model, result]).inc();
+        self.signals.observe(
+            &route.goodput_signal,
+            f64::from(u8::from(result == slo_result::MET)),
+        );
+    }
+
+    /// Record what a client that went away mid-response received (a stream's time to first
+    /// token and tokens so far), counted as `client_aborted` whatever could be read.
+    fn record_received(&mut self, route: &str, status: http::StatusCode, ex: &Exchange<'_>) {
+        let Some(route) = self.routes.get_mut(route) else {
+            return;
+        };
+        if !status.is_success() {
+            self.inspection.count(&route.name, SKIPPED_STATUS);
+            return;
+        }
+        match decode_received(route.protocol, ex) {
+            Ok(Some(inference)) => {
+                record(
+                    route,
+                    &inference,
+                    &self.metrics,
+                    self.signals.as_ref(),
+                    self.max_features,
+                );
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::debug!(route = %route.name, path = %ex.path, %error, "malformed payload before the client went away");
+            }
+        }
+        self.inspection
+            .count(&route.name, InspectionMetrics::CLIENT_ABORTED);
     }
 
     /// Decode and record; the model label and inference when it was one.
@@ -493,7 +477,9 @@ fn record(
             m.input_tokens.with_label_values(&rm).inc_by(n);
         }
         if let Some(n) = t.output {
-            m.output_tokens.with_label_values(&rm).inc_by(n);
+            m.output_tokens
+                .with_label_values(&[&route.name, &model, t.output_source.as_str()])
+                .inc_by(n);
         }
         if let Some(d) = t.time_to_first_token {
             m.ttft.with_label_values(&rm).observe(d.as_secs_f64());
@@ -508,6 +494,22 @@ fn record(
             m.per_output_token
                 .with_label_values(&rm)
                 .observe(d.as_secs_f64());
+            if !d.is_zero() {
+                m.output_tokens_per_second
+                    .with_label_values(&rm)
+                    .observe(1.0 / d.as_secs_f64());
+            }
+        }
+        if let Some(d) = t.time_to_second_token {
+            m.time_to_second_token
+                .with_label_values(&rm)
+                .observe(d.as_secs_f64());
+        }
+        if let Some(n) = t.cached_input {
+            m.cached_input_tokens.with_label_values(&rm).inc_by(n);
+        }
+        if let Some(n) = t.reasoning {
+            m.reasoning_tokens.with_label_values(&rm).inc_by(n);
         }
         for reason in &t.finish_reasons {
             m.completions

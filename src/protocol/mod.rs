@@ -7,11 +7,13 @@
 //! and turns the results into metrics and quality signals.
 
 pub mod config;
+pub mod goodput;
 pub mod grpc_frame;
 pub mod inspect;
 pub mod json;
 pub mod kserve_v2;
 pub mod kserve_v2_grpc;
+pub mod metrics;
 pub mod openai;
 pub mod predict;
 pub mod sse;
@@ -91,13 +93,42 @@ pub struct InputSignature {
 pub struct Tokens {
     pub input: Option<u64>,
     pub output: Option<u64>,
+    /// Where `output` came from.
+    pub output_source: TokenSource,
+    /// Prompt tokens served from the server's prefix cache (`usage.prompt_tokens_details`).
+    pub cached_input: Option<u64>,
+    /// Reasoning tokens among the output (`usage.completion_tokens_details`).
+    pub reasoning: Option<u64>,
     /// Request start to the first content chunk.
     pub time_to_first_token: Option<Duration>,
+    /// First content chunk to the second: the stall after the first token that users notice
+    /// (a scheduler that prefills other requests before decoding this one).
+    pub time_to_second_token: Option<Duration>,
     /// Gaps between consecutive content chunks as they arrived at the proxy.
     pub inter_token: Vec<Duration>,
     /// (last content chunk − first) / (output tokens − 1).
     pub time_per_output_token: Option<Duration>,
     pub finish_reasons: Vec<FinishReason>,
+}
+
+/// Where an output token count came from: the server's `usage`, or the streamed content
+/// chunks counted (servers that ignore `stream_options.include_usage`, such as llama.cpp's,
+/// and streams a client left before the usage chunk). The `source` label of
+/// `inferwatch_output_tokens_total`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum TokenSource {
+    #[default]
+    Usage,
+    Counted,
+}
+
+impl TokenSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenSource::Usage => "usage",
+            TokenSource::Counted => "counted",
+        }
+    }
 }
 
 /// Why a completion stopped: OpenAI's values, anything else is `Other`.
@@ -169,6 +200,19 @@ pub fn decode(
         Protocol::Tfserving => tfserving::decode(ex, rule),
         Protocol::Json => json::decode(ex, rule),
         Protocol::Opaque => Ok(None),
+    }
+}
+
+/// Decode what a client received before it went away: the events of an OpenAI-compatible
+/// stream up to the last complete one (time to first token, the tokens it got). Nothing else
+/// can be read from a cut body: `Ok(None)`.
+pub fn decode_received(
+    protocol: Protocol,
+    ex: &Exchange<'_>,
+) -> Result<Option<Inference>, DecodeError> {
+    match protocol {
+        Protocol::Openai => openai::decode_received(ex),
+        _ => Ok(None),
     }
 }
 

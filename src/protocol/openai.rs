@@ -7,7 +7,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::sse::{Parser, SseError};
-use super::{DecodeError, Exchange, FinishReason, Inference, Tokens};
+use super::{DecodeError, Exchange, FinishReason, Inference, TokenSource, Tokens};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -43,6 +43,35 @@ struct Usage {
     prompt_tokens: Option<u64>,
     #[serde(default)]
     completion_tokens: Option<u64>,
+    /// `cached_tokens`: prompt tokens served from the prefix cache (OpenAI, vLLM, SGLang).
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    /// `reasoning_tokens`: the completion's thinking tokens (reasoning models).
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl Usage {
+    fn cached(&self) -> Option<u64> {
+        self.prompt_tokens_details.and_then(|d| d.cached_tokens)
+    }
+
+    fn reasoning(&self) -> Option<u64> {
+        self.completion_tokens_details
+            .and_then(|d| d.reasoning_tokens)
+    }
 }
 
 #[derive(Deserialize)]
@@ -109,6 +138,23 @@ impl StreamChoice {
 }
 
 pub fn decode(ex: &Exchange<'_>) -> Result<Option<Inference>, DecodeError> {
+    decode_as(ex, Whole::Yes)
+}
+
+/// What a client that went away mid-response received: a stream's events up to the last
+/// complete one; `Ok(None)` for a cut non-streamed body (it cannot be read).
+pub fn decode_received(ex: &Exchange<'_>) -> Result<Option<Inference>, DecodeError> {
+    decode_as(ex, Whole::No)
+}
+
+/// Whether the response is whole (a stream that stops short of its end is then truncated).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Whole {
+    Yes,
+    No,
+}
+
+fn decode_as(ex: &Exchange<'_>, whole_response: Whole) -> Result<Option<Inference>, DecodeError> {
     let Some(endpoint) = endpoint(ex.path_only()) else {
         return Ok(None);
     };
@@ -119,12 +165,16 @@ pub fn decode(ex: &Exchange<'_>) -> Result<Option<Inference>, DecodeError> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
     let mut inference = if event_stream || request.stream == Some(true) {
-        stream(ex)?
-    } else {
+        stream(ex, whole_response)?
+    } else if whole_response == Whole::Yes {
         whole(ex.response, endpoint)?
+    } else {
+        return Ok(None);
     };
-    if inference.model.is_none() {
-        inference.model = request.model.filter(|m| !m.is_empty());
+    // The request's model names what the client asked for: a LoRA adapter or one model of a
+    // multi-model server, and one label per name (responses may add a dated version).
+    if let Some(m) = request.model.filter(|m| !m.is_empty()) {
+        inference.model = Some(m);
     }
     Ok(Some(inference))
 }
@@ -135,6 +185,9 @@ fn whole(body: &[u8], endpoint: Endpoint) -> Result<Inference, DecodeError> {
     let tokens = Tokens {
         input: usage.prompt_tokens,
         output: usage.completion_tokens,
+        output_source: TokenSource::Usage,
+        cached_input: usage.cached(),
+        reasoning: usage.reasoning(),
         finish_reasons: r
             .choices
             .iter()
@@ -153,7 +206,7 @@ fn whole(body: &[u8], endpoint: Endpoint) -> Result<Inference, DecodeError> {
     })
 }
 
-fn stream(ex: &Exchange<'_>) -> Result<Inference, DecodeError> {
+fn stream(ex: &Exchange<'_>, whole_response: Whole) -> Result<Inference, DecodeError> {
     let mut parser = Parser::new();
     let mut events = Vec::new();
     for (at, chunk) in ex.response_chunks {
@@ -195,11 +248,15 @@ fn stream(ex: &Exchange<'_>) -> Result<Inference, DecodeError> {
                 .filter_map(|c| c.finish_reason.as_deref().map(FinishReason::parse)),
         );
     }
-    if !done && (finish_reasons.is_empty() || parser.pending()) {
+    if whole_response == Whole::Yes && !done && (finish_reasons.is_empty() || parser.pending()) {
         return Err(DecodeError::Truncated);
     }
     let usage = usage.unwrap_or_default();
-    let output = usage.completion_tokens.or(Some(content_times.len() as u64));
+    let (output, output_source) = match usage.completion_tokens {
+        Some(n) => (n, TokenSource::Usage),
+        None => (content_times.len() as u64, TokenSource::Counted),
+    };
+    let output = Some(output);
     let inter_token = content_times.windows(2).map(|w| w[1] - w[0]).collect();
     let time_per_output_token = match (content_times.first(), content_times.last(), output) {
         (Some(first), Some(last), Some(n)) if content_times.len() >= 2 && n >= 2 => {
@@ -212,7 +269,11 @@ fn stream(ex: &Exchange<'_>) -> Result<Inference, DecodeError> {
         tokens: Some(Tokens {
             input: usage.prompt_tokens,
             output,
+            output_source,
+            cached_input: usage.cached(),
+            reasoning: usage.reasoning(),
             time_to_first_token: content_times.first().copied(),
+            time_to_second_token: content_times.get(1).map(|t| *t - content_times[0]),
             inter_token,
             time_per_output_token,
             finish_reasons,
@@ -265,9 +326,11 @@ mod tests {
             (100, chunk("!") + &finish + "data: [DONE]\n\n"),
         ]);
         let inf = decode(&ex.view()).unwrap().unwrap();
-        assert_eq!(inf.model.as_deref(), Some("llama"));
+        // The request's model names it (the response's is a fallback).
+        assert_eq!(inf.model.as_deref(), Some("req-model"));
         let t = inf.tokens.unwrap();
         assert_eq!(t.output, Some(3));
+        assert_eq!(t.time_to_second_token, Some(ms(20)));
         assert_eq!(t.input, None);
         assert_eq!(t.time_to_first_token, Some(ms(50)));
         assert_eq!(t.inter_token, vec![ms(20), ms(30)]);
@@ -291,6 +354,40 @@ mod tests {
     }
 
     #[test]
+    fn cached_and_reasoning_tokens_from_usage_streamed_or_not() {
+        let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":9,\"prompt_tokens_details\":{\"cached_tokens\":64},\"completion_tokens_details\":{\"reasoning_tokens\":5}}}\n\n";
+        let finish =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+        let ex = sse(vec![
+            (10, chunk("a")),
+            (20, chunk("b") + finish),
+            (21, usage.to_string() + "data: [DONE]\n\n"),
+        ]);
+        let t = decode(&ex.view()).unwrap().unwrap().tokens.unwrap();
+        assert_eq!(
+            (t.input, t.cached_input, t.reasoning),
+            (Some(100), Some(64), Some(5))
+        );
+        let ex = OwnedExchange::simple(
+            "/v1/chat/completions",
+            br#"{"messages":[]}"#,
+            br#"{"model":"served","choices":[{"finish_reason":"stop"}],"usage":{"prompt_tokens":40,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":32}}}"#,
+        );
+        let inf = decode(&ex.view()).unwrap().unwrap();
+        // No model in the request: the response's.
+        assert_eq!(inf.model.as_deref(), Some("served"));
+        let t = inf.tokens.unwrap();
+        assert_eq!((t.cached_input, t.reasoning), (Some(32), None));
+        // Servers without details (llama.cpp) report none, not zero.
+        let ex = sse(vec![(10, chunk("a") + finish + "data: [DONE]\n\n")]);
+        let t = decode(&ex.view()).unwrap().unwrap().tokens.unwrap();
+        assert_eq!(
+            (t.cached_input, t.reasoning, t.time_to_second_token),
+            (None, None, None)
+        );
+    }
+
+    #[test]
     fn truncated_streams_are_malformed() {
         let ex = sse(vec![(10, chunk("a")), (20, "data: {\"cho".into())]);
         assert!(matches!(decode(&ex.view()), Err(DecodeError::Truncated)));
@@ -301,6 +398,32 @@ mod tests {
     }
 
     #[test]
+    fn what_a_client_received_before_leaving_is_read_as_far_as_it_went() {
+        // Cut mid-event: the complete events count, the partial one is left.
+        let ex = sse(vec![
+            (10, chunk("a")),
+            (20, chunk("b")),
+            (30, "data: {\"cho".into()),
+        ]);
+        let t = decode_received(&ex.view())
+            .unwrap()
+            .unwrap()
+            .tokens
+            .unwrap();
+        assert_eq!(t.output, Some(2));
+        assert_eq!(t.output_source, TokenSource::Counted);
+        assert_eq!(t.time_to_first_token, Some(ms(10)));
+        assert!(t.finish_reasons.is_empty());
+        // A cut plain body cannot be read.
+        let ex = OwnedExchange::simple(
+            "/v1/chat/completions",
+            br#"{"model":"gpt","messages":[]}"#,
+            br#"{"id":"x","choi"#,
+        );
+        assert_eq!(decode_received(&ex.view()).unwrap(), None);
+    }
+
+    #[test]
     fn non_streaming_usage_and_embeddings() {
         let ex = OwnedExchange::simple(
             "/v1/chat/completions",
@@ -308,7 +431,7 @@ mod tests {
             br#"{"id":"x","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#,
         );
         let inf = decode(&ex.view()).unwrap().unwrap();
-        assert_eq!(inf.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(inf.model.as_deref(), Some("gpt"));
         let t = inf.tokens.unwrap();
         assert_eq!((t.input, t.output), (Some(12), Some(3)));
         assert_eq!(t.finish_reasons, vec![FinishReason::Stop]);

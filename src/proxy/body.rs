@@ -344,12 +344,39 @@ impl ResponseBody {
             Some(mut a) => a.finish(outcome, None),
             None => outcome,
         };
-        // Only complete exchanges are inspected; broken ones are already counted by outcome.
+        // Complete exchanges are inspected, and so is what a client that went away received;
+        // upstream breaks and failed gRPC calls are already counted by outcome.
         if let Some(tap) = self.tap.take() {
-            if outcome == Outcome::Ok {
-                tap.complete(Instant::now());
+            match outcome {
+                Outcome::Ok => tap.complete(Instant::now()),
+                Outcome::ClientAborted => tap.client_aborted(Instant::now()),
+                _ => {}
             }
         }
+    }
+
+    /// Dropped before the end of the body: the client went away, unless it already had every
+    /// event up to an event stream's terminal one (OpenAI clients stop reading at
+    /// `data: [DONE]` and may close before the body's final empty chunk arrives).
+    fn finish_dropped(&mut self) {
+        if self.acct.is_none() {
+            return;
+        }
+        let whole = self
+            .tap
+            .as_ref()
+            .is_some_and(TapRecorder::saw_terminal_event);
+        self.finish(if whole {
+            Outcome::Ok
+        } else {
+            Outcome::ClientAborted
+        });
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        self.finish_dropped();
     }
 }
 

@@ -25,6 +25,33 @@ pub struct RouteConfig {
     pub model: String,
     /// `[proxy.routes.prediction]`: how the protocol adapter turns a payload into predictions.
     pub prediction: PredictionConfig,
+    /// `[proxy.routes.slo]`: the bounds a request must meet to count as goodput.
+    pub slo: SloConfig,
+}
+
+/// `[proxy.routes.slo]`: per-request bounds, any subset; 0 = not set (TOML has no null, and the
+/// example file sets every key to its default). With any bound set, every finished request on
+/// the route is classified in `inferwatch_slo_requests_total`: `met` (every bound), the first
+/// bound it missed in the order a request lives them (`missed_ttft`, `missed_tpot`,
+/// `missed_e2e`), or `failed` (no answer, or a non-2xx one).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SloConfig {
+    /// Request start to the last response byte, in seconds.
+    pub e2e_secs: f64,
+    /// Request start to the first streamed content chunk (a plain answer's whole body), in
+    /// seconds. OpenAI-compatible routes only.
+    pub ttft_secs: f64,
+    /// Time per output token after the first, in seconds (streams of two tokens or more).
+    /// OpenAI-compatible routes only.
+    pub tpot_secs: f64,
+}
+
+impl SloConfig {
+    /// Whether any bound is set.
+    pub fn is_set(&self) -> bool {
+        self.e2e_secs > 0.0 || self.ttft_secs > 0.0 || self.tpot_secs > 0.0
+    }
 }
 
 impl Default for RouteConfig {
@@ -35,6 +62,7 @@ impl Default for RouteConfig {
             protocol: Protocol::Opaque,
             model: "unknown".to_string(),
             prediction: PredictionConfig::default(),
+            slo: SloConfig::default(),
         }
     }
 }
@@ -190,6 +218,8 @@ pub fn validate(v: &mut Validator<'_>, routes: &[RouteConfig]) {
             }
         }
 
+        validate_slo(v, i, route);
+
         let model = route.model.as_str();
         if model.is_empty() {
             v.report(
@@ -200,6 +230,40 @@ pub fn validate(v: &mut Validator<'_>, routes: &[RouteConfig]) {
             v.report(
                 &format!("proxy.routes[{i}].model"),
                 format!("invalid model {model:?}, expected 1 to 64 characters of [A-Za-z0-9_.:-]"),
+            );
+        }
+    }
+}
+
+/// Bounds are finite and not negative; token bounds need token timings (an OpenAI-compatible
+/// route), and any bound needs an inspected route (not `opaque`): requests are classified off
+/// the live path, where their timings are read.
+fn validate_slo(v: &mut Validator<'_>, i: usize, route: &RouteConfig) {
+    let slo = &route.slo;
+    let bounds = [
+        ("e2e_secs", slo.e2e_secs),
+        ("ttft_secs", slo.ttft_secs),
+        ("tpot_secs", slo.tpot_secs),
+    ];
+    for (key, value) in bounds {
+        let path = format!("proxy.routes[{i}].slo.{key}");
+        if !value.is_finite() || value < 0.0 {
+            v.report(
+                &path,
+                format!("invalid bound {value}, expected seconds >= 0 (0 = not set)"),
+            );
+        } else if value > 0.0 && key != "e2e_secs" && route.protocol != Protocol::Openai {
+            v.report(
+                &path,
+                format!(
+                    "{key} needs token timings, which only protocol = \"openai\" routes have (this route is {:?})",
+                    route.protocol.as_str()
+                ),
+            );
+        } else if value > 0.0 && route.protocol == Protocol::Opaque {
+            v.report(
+                &path,
+                "an SLO needs an inspected route: set protocol (opaque routes are not read)".into(),
             );
         }
     }

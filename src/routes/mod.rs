@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::latency::config::LatencyConfig;
 use crate::latency::WindowedSketch;
-use crate::metrics::{CodeClass, GrpcCode, Outcome, ProxyMetrics};
+use crate::metrics::{slo_result, CodeClass, GrpcCode, Outcome, ProxyMetrics};
 use config::{Protocol, RouteConfig};
 
 pub use config::OTHER_ROUTE;
@@ -46,6 +46,9 @@ pub struct RouteStats {
     counters: Vec<OnceLock<IntCounter>>,
     grpc_counters: [OnceLock<IntCounter>; GrpcCode::COUNT],
     metrics: ProxyMetrics,
+    /// `inferwatch_slo_requests_total{result="failed"}` under the route's model, on routes with
+    /// an SLO: requests that got no answer never reach the inspector that classifies the rest.
+    slo_failed: Option<IntCounter>,
 }
 
 impl RouteStats {
@@ -53,6 +56,7 @@ impl RouteStats {
         name: &str,
         model: &str,
         protocol: Protocol,
+        slo: bool,
         metrics: &ProxyMetrics,
         lat: &LatencyConfig,
         start: Instant,
@@ -78,6 +82,11 @@ impl RouteStats {
                 .collect(),
             grpc_counters: std::array::from_fn(|_| OnceLock::new()),
             metrics: metrics.clone(),
+            slo_failed: slo.then(|| {
+                metrics
+                    .slo
+                    .with_label_values(&[name, model, slo_result::FAILED])
+            }),
         }
     }
 
@@ -94,6 +103,11 @@ impl RouteStats {
                 ])
             })
             .inc();
+        if let Some(failed) = &self.slo_failed {
+            if !matches!(outcome, Outcome::Ok | Outcome::ClientAborted) {
+                failed.inc();
+            }
+        }
     }
 
     /// Count one finished gRPC call by its status code.
@@ -158,13 +172,20 @@ impl Router {
         for r in routes {
             prefixes.push(r.path_prefix.clone());
             stats.push(Arc::new(RouteStats::new(
-                &r.name, &r.model, r.protocol, metrics, latency, start,
+                &r.name,
+                &r.model,
+                r.protocol,
+                r.slo.is_set(),
+                metrics,
+                latency,
+                start,
             )));
         }
         stats.push(Arc::new(RouteStats::new(
             OTHER_ROUTE,
             "unknown",
             Protocol::Opaque,
+            false,
             metrics,
             latency,
             start,

@@ -5,6 +5,7 @@
 
 pub mod budget;
 pub mod config;
+pub mod terminal;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use crate::metrics::{names, registered};
 use crate::routes::RouteInfo;
 pub use budget::{Budget, Reservation};
 use config::InspectionConfig;
+use terminal::TerminalEvent;
 
 /// One complete live exchange, as the client and upstream sent it.
 pub struct Capture {
@@ -41,6 +43,9 @@ pub struct Capture {
     pub ttfb: Duration,
     /// Request start to the last response byte.
     pub total: Duration,
+    /// The client went away before the response ended: the body holds what passed through
+    /// until then (an event stream's events so far), which is still worth reading.
+    pub client_aborted: bool,
 }
 
 impl Capture {
@@ -83,6 +88,8 @@ impl InspectionMetrics {
     pub const DROPPED_QUEUE_FULL: &'static str = "dropped_queue_full";
     pub const SKIPPED_ENDPOINT: &'static str = "skipped_endpoint";
     pub const DROPPED_BUDGET: &'static str = "dropped_budget";
+    /// The client went away mid-response; what passed through was read as far as it went.
+    pub const CLIENT_ABORTED: &'static str = "client_aborted";
 
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let total = registered(
@@ -90,7 +97,7 @@ impl InspectionMetrics {
             IntCounterVec::new(
                 Opts::new(
                     names::INSPECTION_TOTAL,
-                    "Tapped exchanges by result: parsed, malformed, skipped_too_large, skipped_status, skipped_endpoint, dropped_queue_full, dropped_budget.",
+                    "Tapped exchanges by result: parsed, malformed, client_aborted (read as far as it went), skipped_status, skipped_endpoint, skipped_too_large, dropped_queue_full, dropped_budget.",
                 ),
                 &["route", "result"],
             )?,
@@ -173,6 +180,8 @@ impl Tap {
             status: StatusCode::OK,
             response_headers: HeaderMap::new(),
             ttfb: Duration::ZERO,
+            event_stream: false,
+            terminal: TerminalEvent::default(),
         })
     }
 }
@@ -258,6 +267,9 @@ pub struct TapRecorder {
     status: StatusCode,
     response_headers: HeaderMap,
     ttfb: Duration,
+    /// The response is `text/event-stream`: its chunks feed `terminal`.
+    event_stream: bool,
+    terminal: TerminalEvent,
 }
 
 /// The request body's handle on the recorder.
@@ -287,9 +299,16 @@ impl TapRecorder {
         self.status = status;
         self.response_headers = kept_headers(headers, &[]);
         self.ttfb = now - self.start;
+        self.event_stream = self
+            .response_headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     }
 
     pub fn response_chunk(&mut self, data: &Bytes, now: Instant) {
+        if self.event_stream {
+            self.terminal.feed(data);
+        }
         if self.response.push(data, self.tap.max_body) {
             self.response_times.push(now - self.start);
         } else {
@@ -297,8 +316,24 @@ impl TapRecorder {
         }
     }
 
+    /// The response is an event stream that has passed its terminal event (`data: [DONE]`):
+    /// the client has the whole answer, whether or not it waits for the body's end.
+    pub fn saw_terminal_event(&self) -> bool {
+        self.event_stream && self.terminal.seen()
+    }
+
     /// The exchange completed: hand it to the adapters, or count why not.
-    pub fn complete(mut self, now: Instant) {
+    pub fn complete(self, now: Instant) {
+        self.hand_over(now, false);
+    }
+
+    /// The client went away mid-response: hand over what passed through until then (the time
+    /// to first token and the tokens it received are facts), marked as aborted.
+    pub fn client_aborted(self, now: Instant) {
+        self.hand_over(now, true);
+    }
+
+    fn hand_over(mut self, now: Instant, client_aborted: bool) {
         let metrics = &self.tap.metrics;
         let route = self.route.name.clone();
         let (request, mut held) = match self.request.lock() {
@@ -339,6 +374,7 @@ impl TapRecorder {
             start: self.start,
             ttfb: self.ttfb,
             total: now - self.start,
+            client_aborted,
         };
         if self.tap.tx.try_send(capture).is_err() {
             metrics.count(&route, InspectionMetrics::DROPPED_QUEUE_FULL);
