@@ -31,6 +31,8 @@ struct Tally {
     message: String,
     #[serde(default)]
     disagree: BTreeMap<String, u64>,
+    #[serde(default)]
+    live: BTreeMap<String, Vec<String>>,
 }
 
 async fn run_client(python: &std::path::Path, args: Vec<String>) -> Tally {
@@ -349,7 +351,8 @@ async fn http_json_and_grpc_give_identical_prediction_metrics() {
 
 /// ONNX shadows fed from gRPC traffic (the decoded raw contents): agreement with the live
 /// answers equals what the client computes itself with onnxruntime on the same inputs. An HTTP
-/// shadow on the same route skips gRPC calls rather than replaying them as HTTP/1.1.
+/// shadow on the same route skips gRPC calls rather than replaying them as HTTP/1.1. Feedback
+/// joins ground truth to gRPC calls by the request id in their metadata.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onnx_shadow_fed_from_grpc_traffic_agrees_with_independent_truth() {
     use inferwatch::shadow::config::{ShadowKind, ShadowTargetConfig};
@@ -378,6 +381,10 @@ async fn onnx_shadow_fed_from_grpc_traffic_agrees_with_independent_truth() {
         score_output: "probabilities".into(),
         ..ShadowTargetConfig::default()
     };
+    let token = dir.path().join("feedback.token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    cfg.feedback.enabled = true;
+    cfg.feedback.token_file = token.display().to_string();
     cfg.shadow.onnx_library = ort.trim().to_string();
     cfg.shadow.queue_capacity = 4096;
     cfg.shadow.targets = vec![
@@ -438,6 +445,36 @@ async fn onnx_shadow_fed_from_grpc_traffic_agrees_with_independent_truth() {
         0.0,
         "gRPC calls are not replayed to an HTTP shadow"
     );
+
+    // Feedback: the true class of every call, as the client received it, except that every
+    // other call gets its first row's class wrong.
+    let mut labels = Vec::new();
+    let mut wrong = 0.0;
+    for (i, (id, classes)) in seen.live.iter().enumerate() {
+        let mut label: Vec<String> = classes.clone();
+        if i % 2 == 1 {
+            label[0] = ((label[0].parse::<u32>().unwrap() + 1) % 3).to_string();
+            wrong += 1.0;
+        }
+        labels.push(serde_json::json!({"request_id": id, "label": label}));
+    }
+    assert_eventually!(
+        sc.scrape()
+            .await
+            .get("inferwatch_feedback_pending_predictions", &[])
+            == Some(seen.live.len() as f64)
+    );
+    let req = Request::post(sc.admin_url("/feedback"))
+        .header("authorization", "Bearer s3cret")
+        .header("content-type", "application/json")
+        .body(full(serde_json::Value::Array(labels).to_string()))
+        .unwrap();
+    let resp = client().request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let s = sc.scrape().await;
+    let feedback = |result| s.get("inferwatch_feedback_total", &[("result", result)]);
+    assert_eq!(feedback("correct"), Some(seen.live.len() as f64 - wrong));
+    assert_eq!(feedback("incorrect"), Some(wrong));
     sc.shutdown().await;
     drop(server);
 }
