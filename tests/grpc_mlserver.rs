@@ -657,3 +657,65 @@ async fn status_from_trailers_frame_and_missing_status_is_a_reset() {
     );
     sc.shutdown().await;
 }
+
+/// `inferwatch bench --protocol kserve_v2_grpc` against MLServer's gRPC port, and the same
+/// bench over HTTP JSON against its REST port: both run clean (figures printed); a gRPC bench
+/// for a model the server lacks fails every query as `grpc_status`, not as a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_over_grpc_and_over_http_against_the_same_mlserver() {
+    use inferwatch::bench::client::Target;
+    use inferwatch::bench::config::BenchConfig;
+    use inferwatch::bench::{requests, run_bench, Scenario};
+    let python = peers_python(&["mlserver", "mlserver_sklearn", "sklearn"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http_port, grpc_port) = start_mlserver(&python, dir.path()).await;
+
+    let grpc = |model: &str| {
+        let mut c = BenchConfig::new(
+            Target::parse(&format!("http://127.0.0.1:{grpc_port}/{model}")).unwrap(),
+            Protocol::KserveV2,
+            Scenario::SingleStream,
+        );
+        c.grpc = true;
+        c.requests = std::sync::Arc::new(vec![requests::default_grpc(model)]);
+        c.duration = Duration::from_millis(300);
+        c.min_queries = 100;
+        c
+    };
+    let mut http = BenchConfig::new(
+        Target::parse(&format!(
+            "http://127.0.0.1:{http_port}/v2/models/iris/infer"
+        ))
+        .unwrap(),
+        Protocol::KserveV2,
+        Scenario::SingleStream,
+    );
+    http.duration = Duration::from_millis(300);
+    http.min_queries = 100;
+
+    for (name, cfg) in [("gRPC", grpc("iris")), ("HTTP JSON", http)] {
+        let r = run_bench(&cfg).await.unwrap();
+        let l = r.latency.clone().unwrap();
+        eprintln!(
+            "bench {name} single-stream vs MLServer: {} queries, p50 {:.2} ms, p90 {:.2} ms, {:.0} q/s",
+            r.issued,
+            l.p50 * 1e3,
+            l.p90 * 1e3,
+            r.achieved_qps
+        );
+        assert!(r.issued >= 100, "{name}");
+        assert_eq!(r.errors, 0, "{name}: {:?}", r.error_kinds);
+        assert_eq!(r.completed_ok, r.issued, "{name}");
+    }
+    let mut missing = grpc("no-such-model");
+    missing.min_queries = 20;
+    let r = run_bench(&missing).await.unwrap();
+    assert_eq!(r.completed_ok, 0);
+    assert_eq!(
+        r.error_kinds.get("grpc_status"),
+        Some(&r.issued),
+        "{:?}",
+        r.error_kinds
+    );
+    drop(server);
+}
