@@ -1,106 +1,19 @@
 //! gRPC through the sidecar with real peers: MLServer's gRPC port behind it (`h2c`), the real
-//! `tritonclient.grpc` and plain `grpcio` clients in front. A gRPC call's result is its
-//! `grpc-status`: failed calls count as failures with their codes, and when the sidecar answers
-//! itself (dead upstream, a client deadline) the client library reads a proper gRPC status.
+//! `tritonclient.grpc` and plain `grpcio` clients in front: failed calls counted with their
+//! codes, payloads read on `kserve_v2` routes (the same metrics as over HTTP JSON), ONNX shadows
+//! and feedback fed from gRPC traffic, and `inferwatch bench` over gRPC.
 
+mod grpc_support;
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use grpc_support::*;
 use http::Request;
-use http_body_util::BodyExt;
 use inferwatch::proxy::config::UpstreamProtocol;
 use inferwatch::routes::config::{Protocol, RouteConfig};
 use support::*;
-
-const SETUP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mlserver_iris.py");
-const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/grpc_iris.py");
-const SERVICE: &str = "/inference.GRPCInferenceService/";
-
-/// What a client script saw: calls that succeeded, failed calls by status code name, classes.
-#[derive(Debug, serde::Deserialize)]
-struct Tally {
-    ok: u64,
-    codes: BTreeMap<String, u64>,
-    classes: BTreeMap<String, u64>,
-    rows: u64,
-    infer_ok: u64,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    disagree: BTreeMap<String, u64>,
-}
-
-async fn run_client(python: &std::path::Path, args: Vec<String>) -> Tally {
-    let python = python.to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(CLIENTS)
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "gRPC client failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
-    })
-}
-
-fn grpc_route(protocol: Protocol) -> RouteConfig {
-    RouteConfig {
-        name: "grpc".into(),
-        path_prefix: SERVICE.into(),
-        protocol,
-        model: "iris".into(),
-        ..RouteConfig::default()
-    }
-}
-
-/// MLServer serving the iris classifier; returns the server and its (http, grpc) ports.
-async fn start_mlserver(python: &std::path::Path, dir: &std::path::Path) -> (KillOnDrop, u16, u16) {
-    let (http_port, grpc_port, metrics_port) = (free_port(), free_port(), free_port());
-    let setup = Command::new(python)
-        .arg(SETUP)
-        .arg("setup")
-        .arg(dir)
-        .args([http_port, grpc_port, metrics_port].map(|p| p.to_string()))
-        .output()
-        .unwrap();
-    assert!(
-        setup.status.success(),
-        "model set-up failed:\n{}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
-    let log_path = dir.join("mlserver.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mlserver = python.with_file_name("mlserver");
-    let mut server = KillOnDrop(
-        Command::new(&mlserver)
-            .args(["start", "."])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", mlserver.display())),
-    );
-    wait_mlserver_ready(
-        &format!("http://127.0.0.1:{http_port}/v2/models/iris/ready"),
-        &mut server,
-        &log_path,
-    )
-    .await;
-    (server, http_port, grpc_port)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_status_counts_failed_calls_with_their_codes() {
@@ -349,7 +262,8 @@ async fn http_json_and_grpc_give_identical_prediction_metrics() {
 
 /// ONNX shadows fed from gRPC traffic (the decoded raw contents): agreement with the live
 /// answers equals what the client computes itself with onnxruntime on the same inputs. An HTTP
-/// shadow on the same route skips gRPC calls rather than replaying them as HTTP/1.1.
+/// shadow on the same route skips gRPC calls rather than replaying them as HTTP/1.1. Feedback
+/// joins ground truth to gRPC calls by the request id in their metadata.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onnx_shadow_fed_from_grpc_traffic_agrees_with_independent_truth() {
     use inferwatch::shadow::config::{ShadowKind, ShadowTargetConfig};
@@ -378,6 +292,10 @@ async fn onnx_shadow_fed_from_grpc_traffic_agrees_with_independent_truth() {
         score_output: "probabilities".into(),
         ..ShadowTargetConfig::default()
     };
+    let token = dir.path().join("feedback.token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    cfg.feedback.enabled = true;
+    cfg.feedback.token_file = token.display().to_string();
     cfg.shadow.onnx_library = ort.trim().to_string();
     cfg.shadow.queue_capacity = 4096;
     cfg.shadow.targets = vec![
@@ -438,185 +356,98 @@ async fn onnx_shadow_fed_from_grpc_traffic_agrees_with_independent_truth() {
         0.0,
         "gRPC calls are not replayed to an HTTP shadow"
     );
+
+    // Feedback: the true class of every call, as the client received it, except that every
+    // other call gets its first row's class wrong.
+    let mut labels = Vec::new();
+    let mut wrong = 0.0;
+    for (i, (id, classes)) in seen.live.iter().enumerate() {
+        let mut label: Vec<String> = classes.clone();
+        if i % 2 == 1 {
+            label[0] = ((label[0].parse::<u32>().unwrap() + 1) % 3).to_string();
+            wrong += 1.0;
+        }
+        labels.push(serde_json::json!({"request_id": id, "label": label}));
+    }
+    assert_eventually!(
+        sc.scrape()
+            .await
+            .get("inferwatch_feedback_pending_predictions", &[])
+            == Some(seen.live.len() as f64)
+    );
+    let req = Request::post(sc.admin_url("/feedback"))
+        .header("authorization", "Bearer s3cret")
+        .header("content-type", "application/json")
+        .body(full(serde_json::Value::Array(labels).to_string()))
+        .unwrap();
+    let resp = client().request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let s = sc.scrape().await;
+    let feedback = |result| s.get("inferwatch_feedback_total", &[("result", result)]);
+    assert_eq!(feedback("correct"), Some(seen.live.len() as f64 - wrong));
+    assert_eq!(feedback("incorrect"), Some(wrong));
     sc.shutdown().await;
     drop(server);
 }
 
-/// A dead upstream: the sidecar answers HTTP 200 trailers-only with UNAVAILABLE, which both
-/// client libraries raise as UNAVAILABLE (not as a protocol error), and counts it.
+/// `inferwatch bench --protocol kserve_v2_grpc` against MLServer's gRPC port, and the same
+/// bench over HTTP JSON against its REST port: both run clean (figures printed); a gRPC bench
+/// for a model the server lacks fails every query as `grpc_status`, not as a success.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_upstream_is_unavailable_to_grpc_clients() {
-    let python = peers_python(&["tritonclient.grpc", "grpc"]);
-    let mut cfg = test_config(&format!("http://127.0.0.1:{}", free_port()));
-    cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
-    cfg.proxy.routes = vec![grpc_route(Protocol::Opaque)];
-    let sc = Sidecar::start(cfg).await;
-    let seen = run_client(&python, vec!["dead".into(), sc.proxy_addr.to_string()]).await;
-    assert_eq!(seen.codes.get("UNAVAILABLE"), Some(&2), "{seen:?}");
-    assert!(
-        seen.message.contains("inferwatch: connect_error"),
-        "grpc-message reaches the client: {}",
-        seen.message
-    );
-    let s = sc.scrape().await;
-    assert_eq!(
-        s.get(
-            "inferwatch_requests_total",
-            &[
-                ("route", "grpc"),
-                ("model", "iris"),
-                ("code_class", "2xx"),
-                ("outcome", "connect_error")
-            ]
-        ),
-        Some(2.0)
-    );
-    assert_eq!(
-        s.get(
-            "inferwatch_grpc_calls_total",
-            &[
-                ("route", "grpc"),
-                ("model", "iris"),
-                ("grpc_code", "UNAVAILABLE")
-            ]
-        ),
-        Some(2.0)
-    );
-    sc.shutdown().await;
-}
+async fn bench_over_grpc_and_over_http_against_the_same_mlserver() {
+    use inferwatch::bench::client::Target;
+    use inferwatch::bench::config::BenchConfig;
+    use inferwatch::bench::{requests, run_bench, Scenario};
+    let python = peers_python(&["mlserver", "mlserver_sklearn", "sklearn"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (server, http_port, grpc_port) = start_mlserver(&python, dir.path()).await;
 
-/// The client's `grpc-timeout` bounds the wait for response headers when shorter than the
-/// configured first-byte timeout: an upstream that accepts and never answers costs the client
-/// its own deadline, not five minutes, and it gets DEADLINE_EXCEEDED the gRPC way.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_timeout_bounds_the_first_byte_wait() {
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = silent.local_addr().unwrap();
-    let holder = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = silent.accept().await {
-            held.push(sock);
-        }
-    });
-    let mut cfg = test_config(&format!("http://{addr}"));
-    cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
-    cfg.proxy.first_byte_timeout_secs = 300.0;
-    cfg.proxy.routes = vec![grpc_route(Protocol::Opaque)];
-    let sc = Sidecar::start(cfg).await;
-    let req = Request::post(sc.url("/inference.GRPCInferenceService/ServerLive"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("grpc-timeout", "300m")
-        .body(full(&b"\0\0\0\0\0"[..]))
-        .unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(60), h2_client().request(req))
-        .await
-        .expect("the sidecar answered within the client's deadline, not first_byte_timeout")
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["grpc-status"], "4");
-    assert_eq!(resp.headers()["content-type"], "application/grpc");
-    assert_eq!(resp.headers()["x-inferwatch-error"], "first_byte_timeout");
-    let body = resp.into_body().collect().await.unwrap();
-    assert!(body.to_bytes().is_empty(), "trailers-only: no body");
-    let s = sc.scrape().await;
-    assert_eq!(
-        s.get(
-            "inferwatch_grpc_calls_total",
-            &[
-                ("route", "grpc"),
-                ("model", "iris"),
-                ("grpc_code", "DEADLINE_EXCEEDED")
-            ]
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        s.sum(
-            "inferwatch_requests_total",
-            &[("outcome", "first_byte_timeout")]
-        ),
-        1.0
-    );
-    sc.shutdown().await;
-    holder.abort();
-}
-
-/// Where the status comes in a trailers frame after DATA (as every real gRPC server sends a
-/// non-empty answer), and a stream that ends without any `grpc-status`: a stand-in h2c server
-/// (the real-server path is the MLServer test above), because no real server ends a call
-/// without a status on purpose.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_from_trailers_frame_and_missing_status_is_a_reset() {
-    let upstream = Upstream::start(|req: Request<hyper::body::Incoming>| async move {
-        let with_status = req.uri().path().ends_with("/ModelInfer");
-        let mut frames = vec![Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-            hyper::body::Frame::data(bytes::Bytes::from_static(b"\0\0\0\0\x02\x08\x01")),
-        )];
-        if with_status {
-            let mut t = http::HeaderMap::new();
-            t.insert("grpc-status", "3".parse().unwrap());
-            t.insert("grpc-message", "bad%20input".parse().unwrap());
-            frames.push(Ok(hyper::body::Frame::trailers(t)));
-        }
-        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
-        http::Response::builder()
-            .header("content-type", "application/grpc")
-            .body(body.boxed())
-            .unwrap()
-    })
-    .await;
-    let mut cfg = test_config(&upstream.url());
-    cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
-    cfg.proxy.routes = vec![grpc_route(Protocol::Opaque)];
-    let sc = Sidecar::start(cfg).await;
-    for method in ["ModelInfer", "ModelReady"] {
-        let req = Request::post(sc.url(&format!("{SERVICE}{method}")))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(full(&b"\0\0\0\0\0"[..]))
-            .unwrap();
-        let resp = h2_client().request(req).await.unwrap();
-        let got = resp.into_body().collect().await;
-        if method == "ModelInfer" {
-            let got = got.unwrap();
-            assert_eq!(
-                got.trailers().unwrap()["grpc-status"],
-                "3",
-                "trailers pass intact"
-            );
-        }
-    }
-    let s = sc.scrape().await;
-    let count = |outcome| {
-        s.get(
-            "inferwatch_requests_total",
-            &[
-                ("route", "grpc"),
-                ("model", "iris"),
-                ("code_class", "2xx"),
-                ("outcome", outcome),
-            ],
-        )
+    let grpc = |model: &str| {
+        let mut c = BenchConfig::new(
+            Target::parse(&format!("http://127.0.0.1:{grpc_port}/{model}")).unwrap(),
+            Protocol::KserveV2,
+            Scenario::SingleStream,
+        );
+        c.grpc = true;
+        c.requests = std::sync::Arc::new(vec![requests::default_grpc(model)]);
+        c.duration = Duration::from_millis(300);
+        c.min_queries = 100;
+        c
     };
-    assert_eq!(count("grpc_error"), Some(1.0));
-    assert_eq!(count("response_reset"), Some(1.0));
-    assert_eq!(count("ok"), None);
-    assert_eq!(
-        s.get(
-            "inferwatch_grpc_calls_total",
-            &[
-                ("route", "grpc"),
-                ("model", "iris"),
-                ("grpc_code", "INVALID_ARGUMENT")
-            ]
-        ),
-        Some(1.0)
+    let mut http = BenchConfig::new(
+        Target::parse(&format!(
+            "http://127.0.0.1:{http_port}/v2/models/iris/infer"
+        ))
+        .unwrap(),
+        Protocol::KserveV2,
+        Scenario::SingleStream,
     );
+    http.duration = Duration::from_millis(300);
+    http.min_queries = 100;
+
+    for (name, cfg) in [("gRPC", grpc("iris")), ("HTTP JSON", http)] {
+        let r = run_bench(&cfg).await.unwrap();
+        let l = r.latency.clone().unwrap();
+        eprintln!(
+            "bench {name} single-stream vs MLServer: {} queries, p50 {:.2} ms, p90 {:.2} ms, {:.0} q/s",
+            r.issued,
+            l.p50 * 1e3,
+            l.p90 * 1e3,
+            r.achieved_qps
+        );
+        assert!(r.issued >= 100, "{name}");
+        assert_eq!(r.errors, 0, "{name}: {:?}", r.error_kinds);
+        assert_eq!(r.completed_ok, r.issued, "{name}");
+    }
+    let mut missing = grpc("no-such-model");
+    missing.min_queries = 20;
+    let r = run_bench(&missing).await.unwrap();
+    assert_eq!(r.completed_ok, 0);
     assert_eq!(
-        s.sum("inferwatch_grpc_calls_total", &[]),
-        1.0,
-        "no status, no code"
+        r.error_kinds.get("grpc_status"),
+        Some(&r.issued),
+        "{:?}",
+        r.error_kinds
     );
-    sc.shutdown().await;
+    drop(server);
 }

@@ -29,8 +29,10 @@ pub struct BenchArgs {
     #[arg(long, default_value = "server", value_parser = ["server", "single-stream", "offline"])]
     scenario: String,
     /// Payload protocol of the target: picks the default request body, and `openai` turns on
-    /// TTFT/TPOT measurement of streamed (SSE) responses.
-    #[arg(long, default_value = "opaque", value_parser = ["kserve_v2", "openai", "tfserving", "json", "opaque"])]
+    /// TTFT/TPOT measurement of streamed (SSE) responses. `kserve_v2_grpc` speaks the Open
+    /// Inference Protocol's gRPC API over h2c: the URL's path names the model
+    /// (http://host:8081/iris), queries are `ModelInfer` calls, a non-OK grpc-status fails one.
+    #[arg(long, default_value = "opaque", value_parser = ["kserve_v2", "kserve_v2_grpc", "openai", "tfserving", "json", "opaque"])]
     protocol: String,
     /// Server scenario: mean arrival rate (queries per second); with --sweep, the first rate tried.
     #[arg(long, default_value_t = 10.0)]
@@ -159,9 +161,20 @@ pub fn secs(flag: &str, v: Option<&str>) -> anyhow::Result<Option<f64>> {
 
 /// The run settings the flags describe, validated.
 pub fn bench_config(a: &BenchArgs) -> anyhow::Result<BenchConfig> {
-    let protocol: Protocol = serde_json::from_value(serde_json::Value::String(a.protocol.clone()))?;
+    let (name, grpc) = match a.protocol.as_str() {
+        "kserve_v2_grpc" => ("kserve_v2", true),
+        other => (other, false),
+    };
+    let protocol: Protocol = serde_json::from_value(serde_json::Value::String(name.into()))?;
     let target = Target::parse(&a.url)?;
     let mut cfg = BenchConfig::new(target, protocol, a.scenario.parse()?);
+    if grpc {
+        cfg.grpc = true;
+        let model = cfg.target.model_from_path().ok_or_else(|| {
+            anyhow::anyhow!("--protocol kserve_v2_grpc: the URL's path names the model, e.g. http://127.0.0.1:8081/iris")
+        })?;
+        cfg.requests = Arc::new(vec![requests::default_grpc(&model)]);
+    }
     cfg.qps = a.qps;
     cfg.duration = parse_duration(&a.duration)?;
     cfg.min_queries = a.min_queries;

@@ -21,6 +21,18 @@ use crate::protocol::sse::{Event, Parser};
 /// server (pooled, no Nagle delay, 5 s connect timeout).
 pub use crate::client::{traffic as http_client, HttpClient};
 
+/// The gRPC load generator's client: the same pooled client speaking HTTP/2 with prior
+/// knowledge (h2c), as gRPC servers expect; each worker's calls share one connection's streams.
+pub fn grpc_client() -> HttpClient {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(connector)
+}
+
 /// The URL queries go to; records in the request file may replace its path.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -49,6 +61,16 @@ impl Target {
         self.url.to_string()
     }
 
+    /// The last segment of the URL's path (`http://host:8081/iris` → `iris`): the model a gRPC
+    /// bench calls.
+    pub fn model_from_path(&self) -> Option<String> {
+        self.url
+            .path()
+            .rsplit('/')
+            .find(|s| !s.is_empty())
+            .map(str::to_string)
+    }
+
     /// The URI for one template: the target's, with the template's path if it has one.
     pub fn uri_for(&self, t: &RequestTemplate) -> Uri {
         match &t.path {
@@ -74,8 +96,10 @@ pub enum ErrorKind {
     Status4xx,
     /// A 5xx status.
     Status5xx,
-    /// The response body broke off.
+    /// The response body broke off, or a gRPC call ended without a `grpc-status`.
     Body,
+    /// A gRPC call answered with a `grpc-status` other than OK.
+    GrpcStatus,
 }
 
 impl ErrorKind {
@@ -86,6 +110,7 @@ impl ErrorKind {
             ErrorKind::Status4xx => "status_4xx",
             ErrorKind::Status5xx => "status_5xx",
             ErrorKind::Body => "body",
+            ErrorKind::GrpcStatus => "grpc_status",
         }
     }
 }
@@ -151,6 +176,10 @@ async fn send_inner(client: &HttpClient, target: &Target, t: &RequestTemplate) -
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
+    // A gRPC call's result is its grpc-status: in a trailers-only answer's headers, or in the
+    // trailers after the messages.
+    let grpc = crate::metrics::is_grpc(resp.headers());
+    let mut grpc_status = grpc_status_of(resp.headers());
     let mut body = resp.into_body();
     let mut sse = is_sse.then(SseTokens::default);
     let mut error = match status {
@@ -165,12 +194,22 @@ async fn send_inner(client: &HttpClient, target: &Target, t: &RequestTemplate) -
                 if let (Some(sse), Some(data)) = (sse.as_mut(), frame.data_ref()) {
                     sse.feed(data, Instant::now());
                 }
+                if let Some(trailers) = frame.trailers_ref() {
+                    grpc_status = grpc_status_of(trailers).or(grpc_status);
+                }
             }
             Some(Err(_)) => {
                 error = error.or(Some(ErrorKind::Body));
                 break;
             }
         }
+    }
+    if grpc {
+        error = error.or(match grpc_status {
+            Some(crate::metrics::GrpcCode::Ok) => None,
+            Some(_) => Some(ErrorKind::GrpcStatus),
+            None => Some(ErrorKind::Body),
+        });
     }
     let (first_token, last_token, tokens) =
         sse.map_or((None, None, 0), |s| (s.first, s.last, s.count));
@@ -182,6 +221,12 @@ async fn send_inner(client: &HttpClient, target: &Target, t: &RequestTemplate) -
         last_token,
         tokens,
     }
+}
+
+fn grpc_status_of(headers: &http::HeaderMap) -> Option<crate::metrics::GrpcCode> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| crate::metrics::GrpcCode::parse(v.as_bytes()))
 }
 
 /// Incremental SSE reader that only times content-bearing events.

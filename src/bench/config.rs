@@ -68,6 +68,9 @@ impl Scenario {
 pub struct BenchConfig {
     pub target: Target,
     pub protocol: Protocol,
+    /// Speak gRPC (`--protocol kserve_v2_grpc`): an h2c client, and a query fails on a non-OK
+    /// `grpc-status` as it does on a 5xx.
+    pub grpc: bool,
     pub scenario: Scenario,
     /// Server scenario arrival rate.
     pub qps: f64,
@@ -99,6 +102,7 @@ impl BenchConfig {
         Self {
             target,
             protocol,
+            grpc: false,
             scenario,
             qps: 10.0,
             duration: Duration::from_secs(60),

@@ -171,6 +171,41 @@ pub fn default_for(protocol: Protocol) -> RequestTemplate {
     json_post(serde_json::to_vec(&body).expect("static JSON"))
 }
 
+/// The gRPC query sent for `--protocol kserve_v2_grpc` without a `--requests` file: a
+/// `ModelInfer` call for `model` with one iris row as raw FP32 contents.
+pub fn default_grpc(model: &str) -> RequestTemplate {
+    use crate::protocol::grpc_frame::frame;
+    use crate::protocol::kserve_v2_grpc::{InferTensor, ModelInferRequest, SERVICE};
+    use prost::Message;
+    let row: Vec<u8> = [5.1f32, 3.5, 1.4, 0.2]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let req = ModelInferRequest {
+        model_name: model.to_string(),
+        inputs: vec![InferTensor {
+            name: "input-0".into(),
+            datatype: "FP32".into(),
+            shape: vec![1, 4],
+            contents: None,
+        }],
+        raw_input_contents: vec![row],
+        ..ModelInferRequest::default()
+    };
+    RequestTemplate {
+        method: Method::POST,
+        path: Some(format!("{SERVICE}ModelInfer")),
+        headers: vec![
+            (
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            ),
+            (http::header::TE, HeaderValue::from_static("trailers")),
+        ],
+        body: Bytes::from(frame(&req.encode_to_vec())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

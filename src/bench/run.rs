@@ -72,7 +72,11 @@ impl Shared {
 /// Run one bench: warmup (dropped), then the measured run, then its summary.
 pub async fn run_bench(cfg: &BenchConfig) -> Result<RunSummary, BenchError> {
     cfg.validate()?;
-    let client = client::http_client();
+    let client = if cfg.grpc {
+        client::grpc_client()
+    } else {
+        client::http_client()
+    };
     if !cfg.warmup.is_zero() {
         let mut w = cfg.clone();
         w.duration = cfg.warmup;

@@ -17,7 +17,8 @@ sidecar to MLServer's gRPC port (the model folder comes from mlserver_iris.py se
                                        N ModelInfer calls (raw FP64, batches of 1-4 rows near the
                                        iris data, seeded) through the sidecar; every row's live
                                        class compared with MODELS_DIR/iris.onnx and
-                                       iris_perturbed.onnx run by onnxruntime on the same input
+                                       iris_perturbed.onnx run by onnxruntime on the same input;
+                                       each call's id (x-request-id metadata) and live classes
 
 SIDECAR and DIRECT are host:port. Prints a JSON summary: calls that succeeded, the status code
 names of the ones that failed (as the client library reported them), and the classes predicted.
@@ -212,14 +213,18 @@ def onnx(sidecar, n, models):
     client = grpcclient.InferenceServerClient(url=sidecar)
     t = Tally()
     t.disagree = {k: 0 for k in sessions}
+    t.live = {}
     for i in range(int(n)):
         k = int(rng.integers(1, 5))
         base = X[rng.integers(0, len(X), size=k)]
         batch = np.round(base + rng.normal(0, 0.3, size=base.shape), 3)
         inp = grpcclient.InferInput("input-0", list(batch.shape), "FP64")
         inp.set_data_from_numpy(batch.astype(np.float64))
-        r = client.infer("iris", [inp], outputs=[grpcclient.InferRequestedOutput("predict")])
+        # The request id travels as gRPC metadata, for the feedback join.
+        r = client.infer("iris", [inp], outputs=[grpcclient.InferRequestedOutput("predict")],
+                         headers={"x-request-id": f"g{i}"})
         live = r.as_numpy("predict").reshape(-1)
+        t.live[f"g{i}"] = [str(c) for c in live.tolist()]
         for key, sess in sessions.items():
             label, _ = sess.run(None, {"X": batch.astype(np.float32)})
             t.disagree[key] += int((label.reshape(-1) != live).sum())
