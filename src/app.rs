@@ -82,6 +82,8 @@ pub enum AppError {
     Shadow(#[from] shadow::ShadowError),
     #[error(transparent)]
     Feedback(#[from] feedback::FeedbackError),
+    #[error(transparent)]
+    AdminWeb(#[from] admin::web::WebConfigError),
     #[error("cannot bind {what} listener on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -223,6 +225,10 @@ impl App {
             None => None,
         };
         let feedback = Feedback::build(&cfg.feedback, &cfg.accuracy, &registry, &signals)?;
+        let web = match cfg.admin.web_config_file.as_str() {
+            "" => None,
+            path => Some(admin::web::Web::load(std::path::Path::new(path))?),
+        };
         if let Some(f) = &feedback {
             inspector = inspector.map(|i| i.with_hook(f.clone()));
         }
@@ -257,6 +263,7 @@ impl App {
                 })
             }),
             feedback,
+            web,
         });
         Ok(Self {
             cfg,

@@ -117,6 +117,8 @@ fn run(config: Option<&PathBuf>) -> ExitCode {
         Err(code) => return code,
     };
     telemetry::init(&cfg.log);
+    let nofile = inferwatch::proxy::conns::raise_fd_limit();
+    tracing::debug!(?nofile, "open-file limit");
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {

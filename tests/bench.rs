@@ -175,8 +175,17 @@ async fn sweep_capacity_brackets_the_slo_crossing() {
     let fail = r.failing_qps.expect("a failing rate above it");
     eprintln!("sweep: capacity {cap:.1} qps, fails at {fail:.1} qps");
     assert!(fail > cap && fail / cap - 1.0 <= 0.1 + 1e-9);
-    // Every step was long enough for early stopping to speak about a p99 (662 queries).
-    assert!(r.steps.iter().all(|s| s.summary.issued >= 662));
+    // Every step was long enough for early stopping to speak about a p99 (662 queries), or
+    // ended early because more than 1% of its queries were already over the SLO.
+    for s in &r.steps {
+        match &s.summary.stopped_early {
+            None => assert!(s.summary.issued >= 662, "step {}", s.index),
+            Some(why) => {
+                assert!(!s.passed);
+                eprintln!("step {} stopped early: {why}", s.index);
+            }
+        }
+    }
     assert!(cap > 100.0 && cap < 200.0, "capacity {cap}");
 
     // Direct measurement on either side of the bracket, with margin for the sampling noise of a
@@ -287,4 +296,32 @@ async fn openai_streams_give_ttft_and_tpot_and_their_bounds() {
         "{:?}",
         r.reasons
     );
+}
+
+/// Issue 15: a step far past saturation (5x what a FIFO server at 4 ms per query can serve)
+/// scheduled for 20 s ends as soon as its p99 is certain to break the SLO, says so, and fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_past_saturation_stops_as_soon_as_its_failure_is_certain() {
+    let _serial = SERIAL.lock().await;
+    let up = fifo_upstream(Duration::from_millis(4), None).await;
+    let mut c = config(&up.url(), Scenario::Server);
+    c.qps = 1250.0;
+    c.duration = Duration::from_secs(20);
+    c.slo_p99 = Some(0.05);
+    c.stop_when_certain = true;
+    let started = std::time::Instant::now();
+    let r = run_bench(&c).await.unwrap();
+    let took = started.elapsed();
+    eprintln!(
+        "stopped after {:.2} s: {:?}",
+        took.as_secs_f64(),
+        r.stopped_early
+    );
+    assert!(r.stopped_early.is_some(), "ran to the end");
+    assert!(!r.valid);
+    assert!(
+        took < Duration::from_secs(10),
+        "a 20 s step past saturation took {took:?}"
+    );
+    // The same step without the early stop would run past its 20 s: not run here.
 }

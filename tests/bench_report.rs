@@ -393,6 +393,37 @@ async fn report_from_prometheus_matches_the_bench() {
     let cap = rc.capacity_qps_per_replica.unwrap();
     assert_eq!(rc.replicas_needed, Some((400.0 / cap).ceil() as u64));
 
+    // Issue 15: a range that ends well after the traffic stopped still counts every request
+    // (summing trailing rates counted 9,120 of 12,146). The counters' increase over the range
+    // is exact when it begins before the traffic and ends after it.
+    let sent = (bench.completed_ok + bench.errors) as f64;
+    let wide: Vec<String> = vec![
+        "report".into(),
+        "--prometheus".into(),
+        prom.url.clone(),
+        "--range".into(),
+        format!("{:.3}", unix_now() - started + 2.0),
+        "--step".into(),
+        "1s".into(),
+        "--json".into(),
+    ];
+    let o = tokio::task::spawn_blocking(move || Command::new(BIN).args(&wide).output().unwrap())
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let wide: CapacityReport = serde_json::from_slice(&o.stdout).unwrap();
+    let counted = wide
+        .routes
+        .iter()
+        .find(|x| x.route == "infer")
+        .unwrap()
+        .requests;
+    eprintln!("sent {sent}, report counted {counted:.1}");
+    assert!(
+        (counted - sent).abs() < 0.5,
+        "report counted {counted} requests, {sent} were sent"
+    );
+
     let json = check_files(out.path());
     assert_eq!(json["kind"], "capacity");
     let png = shots().join("capacity.png");

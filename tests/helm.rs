@@ -300,9 +300,35 @@ fn chart_lints_renders_validates_and_has_the_right_shape() {
 
     // The rendered configs pass the real binary's check-config.
     let dir = tempfile::tempdir().unwrap();
+    // `full` secures the admin port with a web config file from a Secret mounted at
+    // /etc/inferwatch-web: check-config reads it, so a real one stands in for the Secret here.
+    let secret_file = "/etc/inferwatch-web/web-config.yml";
+    assert!(config_toml(&r, "full").contains(&format!("web_config_file = \"{secret_file}\"")));
+    let web = dir.path().join("web-config.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "basic_auth_users:\n  prometheus: {}\n",
+            bcrypt::hash("x", 4).unwrap()
+        ),
+    )
+    .unwrap();
+    let full = find(&r, "full", "Deployment")[0];
+    let c = &full["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["livenessProbe"]["httpGet"]["scheme"], "HTTPS");
+    assert!(c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["mountPath"] == "/etc/inferwatch-web" && m["readOnly"] == true));
+    assert_eq!(
+        find(&r, "full", "PodMonitor")[0]["spec"]["podMetricsEndpoints"][0]["scheme"],
+        "https"
+    );
     for case in ["standalone", "full", "sidecar", "example"] {
         let path = dir.path().join(format!("{case}.toml"));
-        std::fs::write(&path, config_toml(&r, case)).unwrap();
+        let toml = config_toml(&r, case).replace(secret_file, &web.display().to_string());
+        std::fs::write(&path, toml).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_inferwatch"))
             .args(["check-config", "--config"])
             .arg(&path)

@@ -16,6 +16,8 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     /// Scrapes encoded at once; more get 503 so a scrape storm cannot eat the proxy's CPU.
     pub max_concurrent_scrapes: usize,
+    /// exporter-toolkit web config file (TLS, basic auth); empty: plain HTTP, no auth.
+    pub web_config_file: String,
 }
 
 impl Default for AdminConfig {
@@ -24,6 +26,9 @@ impl Default for AdminConfig {
             listen: "0.0.0.0:9464".parse().expect("static address"),
             // Prometheus HA pairs plus a human with curl.
             max_concurrent_scrapes: 4,
+            // Plain HTTP, as every exporter by default: in a pod the listener is reached over
+            // the pod network only; secure it where that network is shared.
+            web_config_file: String::new(),
         }
     }
 }

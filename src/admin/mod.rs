@@ -4,7 +4,9 @@
 //! A scrape never slows the live path: the text encoding runs on the blocking pool, and at most
 //! `max_concurrent_scrapes` run at once (the rest get 503 and are counted).
 
+mod auth;
 pub mod config;
+pub mod web;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -39,6 +41,8 @@ pub struct AdminState {
     pub status: Box<dyn Fn() -> serde_json::Value + Send + Sync>,
     /// `POST /feedback` (when `[feedback]` is enabled).
     pub feedback: Option<Arc<Feedback>>,
+    /// TLS and basic auth from `admin.web_config_file` (none: plain HTTP, no auth).
+    pub web: Option<Arc<web::Web>>,
 }
 
 type AdminResponse = Response<Full<Bytes>>;
@@ -57,6 +61,21 @@ async fn handle(
     state: Arc<AdminState>,
     req: Request<Incoming>,
 ) -> Result<AdminResponse, Infallible> {
+    // Basic auth guards everything but the probes' endpoints (kubelet and load balancers
+    // carry no credentials; they reveal only up/ready) and /feedback (its own bearer token).
+    if let Some(web) = &state.web {
+        let path = req.uri().path();
+        let exempt = matches!(path, "/healthz" | "/readyz" | "/feedback");
+        let loaded = web.current();
+        if !exempt && loaded.auth.enabled() && !loaded.auth.check(req.headers()).await {
+            let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic"),
+            );
+            return Ok(r);
+        }
+    }
     if req.uri().path() == "/feedback" {
         return Ok(match state.feedback.clone() {
             Some(f) => feedback(f, req).await,
@@ -189,7 +208,13 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_small(listener, move |req| handle(state.clone(), req), shutdown).await
+    match state.web.clone() {
+        Some(web) => {
+            let handler = move |req| handle(state.clone(), req);
+            web::serve(web, listener, handler, shutdown).await
+        }
+        None => serve_small(listener, move |req| handle(state.clone(), req), shutdown).await,
+    }
 }
 
 /// The accept loop of the small servers beside the proxy (this admin server, the demo's model

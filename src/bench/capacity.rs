@@ -216,7 +216,47 @@ pub async fn capacity_report(
         names::ENERGY_PER_INFERENCE_JOULES,
         cfg.matchers(r#"kind="total""#)
     );
+    // The request count over exactly [start, end], per series: its value at `end` less its
+    // value at `start` (a series that did not exist yet started at 0: the sidecar creates a
+    // label set at its first request), or, where the counter reset in between (a restart),
+    // Prometheus' increase. (Summing a trailing rate at each step undercounts a range that
+    // outlasts the traffic; increase alone misses what a new series counted before its first
+    // scrape.)
+    let sel = format!("{}{}", names::REQUESTS_TOTAL, cfg.matchers(""));
+    let q_count = format!("increase({sel}[{}ms])", cfg.range.as_millis());
     let base = &cfg.prometheus;
+    let at = |q: String, t: f64| async move {
+        query_range(client, base, &q, t, t, step).await.map(|m| {
+            m.into_iter()
+                .filter_map(|(mut l, p)| {
+                    l.remove("__name__");
+                    p.last().map(|&(_, v)| (l, v))
+                })
+                .collect::<BTreeMap<_, _>>()
+        })
+    };
+    let at_end = at(sel.clone(), end).await?;
+    let at_start = at(sel.clone(), start).await?;
+    let increased = at(q_count.clone(), end).await?;
+    let mut counts: BTreeMap<Key, (f64, f64)> = BTreeMap::new();
+    for (labels, v_end) in &at_end {
+        let delta = v_end - at_start.get(labels).copied().unwrap_or(0.0);
+        let n = if delta >= 0.0 {
+            delta
+        } else {
+            increased.get(labels).copied().unwrap_or(0.0)
+        };
+        if !n.is_finite() {
+            continue;
+        }
+        let failed = labels.get("outcome").is_some_and(|o| o != "ok")
+            || labels.get("code_class").is_some_and(|c| c == "5xx");
+        let c = counts.entry(key(labels)).or_default();
+        c.0 += n;
+        if failed {
+            c.1 += n;
+        }
+    }
     let req = query_range(client, base, &q_req, start, end, step).await?;
     let buckets = query_range(client, base, &q_buckets, start, end, step).await?;
     let energy = query_range(client, base, &q_energy, start, end, step).await?;
@@ -269,7 +309,12 @@ pub async fn capacity_report(
     for (k, steps) in &load {
         let empty = BTreeMap::new();
         let h = hist.get(k).unwrap_or(&empty);
-        routes.push(route_capacity(cfg, k, steps, h, joules.get(k)));
+        let mut rc = route_capacity(cfg, k, steps, h, joules.get(k));
+        if let Some(&(total, failed)) = counts.get(k) {
+            rc.requests = total;
+            rc.error_ratio = if total > 0.0 { failed / total } else { 0.0 };
+        }
+        routes.push(rc);
     }
     Ok(CapacityReport {
         prometheus: cfg.prometheus.clone(),
@@ -281,7 +326,7 @@ pub async fn capacity_report(
         replica_label: cfg.replica_label.clone(),
         slo_p99_secs: cfg.slo_p99,
         target_qps: cfg.target_qps,
-        queries: vec![q_req, q_buckets, q_energy],
+        queries: vec![sel, q_count, q_req, q_buckets, q_energy],
         routes,
     })
 }
@@ -333,7 +378,8 @@ fn route_capacity(
             (*t as f64 / 1000.0, max, median(&mut v))
         })
         .collect();
-    // Rates are per second; the request count over the range is their integral.
+    // Rates are per second; their integral is the request count when no exact count is at hand
+    // (`capacity_report` replaces it with the counters' increase over the range).
     let requests: f64 = steps.values().map(|v| v.0).sum::<f64>() * step;
     let errors: f64 = steps.values().map(|v| v.1).sum::<f64>() * step;
 

@@ -94,6 +94,10 @@ pub struct BenchConfig {
     pub sidecar_metrics: Option<String>,
     /// Draw a progress bar / progress lines on stderr.
     pub progress: bool,
+    /// Server scenario with a p99 SLO: end the run as soon as its p99 is certain to be over the
+    /// SLO (see `run::certain_failure`), instead of sending and awaiting every scheduled query.
+    /// `--sweep` sets it: a step past saturation otherwise runs for minutes.
+    pub stop_when_certain: bool,
 }
 
 impl BenchConfig {
@@ -118,6 +122,7 @@ impl BenchConfig {
             timeout: Duration::from_secs(60),
             sidecar_metrics: None,
             progress: false,
+            stop_when_certain: false,
         }
     }
 

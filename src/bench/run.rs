@@ -36,6 +36,10 @@ struct Shared {
     cfg: BenchConfig,
     recs: Mutex<Vec<Rec>>,
     done: AtomicU64,
+    /// Completed queries that failed or took longer than the p99 SLO.
+    late: AtomicU64,
+    /// Why the run stopped before its schedule, if it did.
+    stopped: Mutex<Option<String>>,
     start: Instant,
 }
 
@@ -59,6 +63,9 @@ impl Shared {
             tpot,
             tokens: o.tokens,
         };
+        if rec.error.is_some() || self.cfg.slo_p99.is_some_and(|slo| rec.latency > slo) {
+            self.late.fetch_add(1, Ordering::Relaxed);
+        }
         self.recs.lock().expect("records lock").push(rec);
         self.done.fetch_add(1, Ordering::Relaxed);
     }
@@ -82,18 +89,28 @@ pub async fn run_bench(cfg: &BenchConfig) -> Result<RunSummary, BenchError> {
         w.duration = cfg.warmup;
         w.min_queries = 0;
         w.seed = cfg.seed.wrapping_add(0x9e37_79b9);
+        w.stop_when_certain = false;
         let _ = execute(&client, &w, "warmup").await;
     }
-    let recs = execute(&client, cfg, "measure").await;
+    let (recs, stopped) = execute(&client, cfg, "measure").await;
     let mut summary = summarize(cfg, recs);
+    if let Some(why) = stopped {
+        summary.valid = false;
+        summary.reasons.push(format!("stopped early: {why}"));
+        summary.stopped_early = Some(why);
+    }
     if let Some(url) = &cfg.sidecar_metrics {
         summary.energy = scrape::energy(&client, url).await.ok();
     }
     Ok(summary)
 }
 
-/// Issue the queries of one phase and return their records.
-async fn execute(client: &HttpClient, cfg: &BenchConfig, phase: &str) -> Vec<Rec> {
+/// Issue the queries of one phase and return their records, and why it stopped early if it did.
+async fn execute(
+    client: &HttpClient,
+    cfg: &BenchConfig,
+    phase: &str,
+) -> (Vec<Rec>, Option<String>) {
     // A small lead so the first scheduled query is not already late when the loop starts.
     let start = Instant::now() + Duration::from_millis(5);
     let shared = Arc::new(Shared {
@@ -101,6 +118,8 @@ async fn execute(client: &HttpClient, cfg: &BenchConfig, phase: &str) -> Vec<Rec
         cfg: cfg.clone(),
         recs: Mutex::new(Vec::new()),
         done: AtomicU64::new(0),
+        late: AtomicU64::new(0),
+        stopped: Mutex::new(None),
         start,
     });
     let expected = match cfg.scenario {
@@ -126,7 +145,23 @@ async fn execute(client: &HttpClient, cfg: &BenchConfig, phase: &str) -> Vec<Rec
         p.finish().await;
     }
     let recs = std::mem::take(&mut *shared.recs.lock().expect("records lock"));
-    recs
+    let stopped = shared.stopped.lock().expect("stopped lock").take();
+    (recs, stopped)
+}
+
+/// Whether a server run's p99 is already certain to be over the SLO: more than 1% of all the
+/// queries it will issue are late (failed, answered after the SLO, or still outstanding longer
+/// than the SLO), so its 99th percentile is over the SLO whatever the rest do. `most` bounds the
+/// run's query count from above ([`most_queries`]); at least 10 late queries are asked for.
+pub fn certain_failure(late: u64, most: f64) -> bool {
+    late >= 10 && late as f64 > 0.01 * most
+}
+
+/// An upper bound on a server run's query count: `--min-queries`, or the Poisson count of
+/// `duration × qps` plus four standard deviations (exceeded with odds below 1 in 10,000).
+pub fn most_queries(duration_secs: f64, qps: f64, min_queries: u64) -> f64 {
+    let mean = duration_secs * qps;
+    (mean + 4.0 * mean.sqrt() + 1.0).max(min_queries as f64)
 }
 
 fn label(cfg: &BenchConfig) -> String {
@@ -151,6 +186,12 @@ async fn server(shared: &Arc<Shared>) {
     let mut t = 0.0f64;
     let run_for = cfg.duration.as_secs_f64();
     let mut i = 0u64;
+    // For stopping early: the scheduled times of queries not yet older than the SLO, and how
+    // many were scheduled longer ago than that.
+    let watch = cfg.slo_p99.filter(|_| cfg.stop_when_certain);
+    let most = most_queries(run_for, cfg.qps, cfg.min_queries);
+    let mut recent: std::collections::VecDeque<f64> = std::collections::VecDeque::new();
+    let mut aged = 0u64;
     loop {
         // Exponential inter-arrival times make a Poisson process; 1 - u keeps ln away from 0.
         let u: f64 = rng.gen();
@@ -160,6 +201,29 @@ async fn server(shared: &Arc<Shared>) {
         }
         let scheduled = shared.start + Duration::from_secs_f64(t);
         tokio::time::sleep_until(scheduled).await;
+        if let Some(slo) = watch {
+            let now = Instant::now()
+                .saturating_duration_since(shared.start)
+                .as_secs_f64();
+            while recent.front().is_some_and(|&s| s < now - slo) {
+                recent.pop_front();
+                aged += 1;
+            }
+            // Queries scheduled over an SLO ago and not completed are late already; counting
+            // every completion against them keeps this a lower bound.
+            let done = shared.done.load(Ordering::Relaxed);
+            let late = shared.late.load(Ordering::Relaxed) + aged.saturating_sub(done);
+            if certain_failure(late, most) {
+                *shared.stopped.lock().expect("stopped lock") = Some(format!(
+                    "{late} of at most {most:.0} queries already failed or exceeded the p99 SLO ({}) after {now:.1} s ({} outstanding)",
+                    super::fmt_secs(slo),
+                    i - done
+                ));
+                tasks.abort_all();
+                break;
+            }
+            recent.push_back(t);
+        }
         let s = shared.clone();
         let slots = slots.clone();
         let idx = i;

@@ -79,6 +79,10 @@ pub struct RunSummary {
     pub reasons: Vec<String>,
     pub timeline: Vec<TimelinePoint>,
     pub energy: Option<EnergyReading>,
+    /// Why the run ended before its schedule (its verdict was already certain); `None` when it
+    /// ran to the end.
+    #[serde(default)]
+    pub stopped_early: Option<String>,
 }
 
 impl RunSummary {
@@ -232,6 +236,7 @@ pub(super) fn summarize(cfg: &BenchConfig, mut recs: Vec<Rec>) -> RunSummary {
         reasons,
         timeline: timeline(&recs),
         energy: None,
+        stopped_early: None,
     }
 }
 

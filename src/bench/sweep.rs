@@ -85,7 +85,8 @@ impl SweepConfig {
 }
 
 fn passed(cfg: &BenchConfig, s: &RunSummary) -> bool {
-    s.latency.is_some()
+    s.stopped_early.is_none()
+        && s.latency.is_some()
         && s.error_ratio <= cfg.max_error_ratio
         && s.slo_checks.iter().all(|c| c.met)
 }
@@ -106,6 +107,8 @@ pub async fn run_sweep(sc: &SweepConfig) -> Result<SweepResult, BenchError> {
         cfg.scenario = Scenario::Server;
         cfg.min_queries = cfg.min_queries.max(min_step_queries);
         cfg.seed = sc.base.seed.wrapping_add(steps.len() as u64);
+        // A step past saturation ends as soon as its failure is certain.
+        cfg.stop_when_certain = true;
         // The warmup only matters before the first step; later steps follow a warm server.
         if !steps.is_empty() {
             cfg.warmup = std::time::Duration::ZERO;
@@ -117,11 +120,12 @@ pub async fn run_sweep(sc: &SweepConfig) -> Result<SweepResult, BenchError> {
             let ok = passed(&cfg, &summary);
             if cfg.progress {
                 eprintln!(
-                    "sweep step {index} ({phase}) {qps:.2} qps: p99 {}, {} errors, achieved {:.2} qps -> {}",
+                    "sweep step {index} ({phase}) {qps:.2} qps: p99 {}, {} errors, achieved {:.2} qps -> {}{}",
                     summary.latency.as_ref().map_or("n/a".into(), |l| super::fmt_secs(l.p99)),
                     summary.errors,
                     summary.achieved_qps,
-                    if ok { "pass" } else { "fail" }
+                    if ok { "pass" } else { "fail" },
+                    summary.stopped_early.as_ref().map_or(String::new(), |w| format!(" (stopped early: {w})"))
                 );
             }
             Ok::<_, BenchError>(SweepStep {

@@ -4,7 +4,7 @@
 //! Both label sets are closed enums; every value is created at start so a scrape shows zeros
 //! rather than missing series.
 
-use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 use super::{names, registered};
 
@@ -69,6 +69,9 @@ impl RetryReason {
 pub struct GuardMetrics {
     rejected: [IntCounter; RejectReason::ALL.len()],
     retries: [IntCounter; RetryReason::ALL.len()],
+    /// Client connections open now, and the cap (`proxy.max_connections`, resolved).
+    pub connections: IntGauge,
+    pub connections_max: IntGauge,
 }
 
 impl GuardMetrics {
@@ -93,7 +96,26 @@ impl GuardMetrics {
                 &["reason"],
             )?,
         )?;
-        Ok(Self::from_vecs(&rejected, &retries))
+        let connections = registered(
+            registry,
+            IntGauge::new(
+                names::CLIENT_CONNECTIONS,
+                "Client connections open on the proxy listener.",
+            )?,
+        )?;
+        let connections_max = registered(
+            registry,
+            IntGauge::new(
+                names::CLIENT_CONNECTIONS_MAX,
+                "The cap on client connections (proxy.max_connections, resolved); at the cap the proxy stops accepting until one closes.",
+            )?,
+        )?;
+        Ok(Self::from_vecs(
+            &rejected,
+            &retries,
+            connections,
+            connections_max,
+        ))
     }
 
     /// Handles on families nobody scrapes (unit tests, benches).
@@ -102,13 +124,21 @@ impl GuardMetrics {
             .expect("static metric definition");
         let retries = IntCounterVec::new(Opts::new("retries", "-"), &["reason"])
             .expect("static metric definition");
-        Self::from_vecs(&rejected, &retries)
+        let gauge = |n: &str| IntGauge::new(n, "-").expect("static metric definition");
+        Self::from_vecs(&rejected, &retries, gauge("c"), gauge("m"))
     }
 
-    fn from_vecs(rejected: &IntCounterVec, retries: &IntCounterVec) -> Self {
+    fn from_vecs(
+        rejected: &IntCounterVec,
+        retries: &IntCounterVec,
+        connections: IntGauge,
+        connections_max: IntGauge,
+    ) -> Self {
         Self {
             rejected: RejectReason::ALL.map(|r| rejected.with_label_values(&[r.as_str()])),
             retries: RetryReason::ALL.map(|r| retries.with_label_values(&[r.as_str()])),
+            connections,
+            connections_max,
         }
     }
 

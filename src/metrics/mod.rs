@@ -58,6 +58,8 @@ pub mod names {
     pub const INSPECTION_TOTAL: &str = "inferwatch_inspection_total";
     pub const REQUESTS_REJECTED_TOTAL: &str = "inferwatch_requests_rejected_total";
     pub const UPSTREAM_RETRIES_TOTAL: &str = "inferwatch_upstream_retries_total";
+    pub const CLIENT_CONNECTIONS: &str = "inferwatch_client_connections";
+    pub const CLIENT_CONNECTIONS_MAX: &str = "inferwatch_client_connections_max";
 
     // Energy (src/energy/): every family the sources feed carries a `source` label
     // (nvml, rapl, estimate), so an estimate can never pass for a measurement.

@@ -40,6 +40,9 @@ pub struct ProxyConfig {
     pub max_request_header_bytes: usize,
     /// Requests in flight at once across all routes; one more gets an immediate 503.
     pub max_in_flight: usize,
+    /// Client connections open at once; at the cap the proxy stops accepting until one
+    /// closes. 0 = from the open-file limit (see `conns::auto_max_connections`).
+    pub max_connections: usize,
     /// Append the client address to `X-Forwarded-For`.
     pub x_forwarded_for: bool,
     /// Keep the client's `Host` (true) or rewrite it to the upstream's authority (false).
@@ -80,6 +83,10 @@ impl Default for ProxyConfig {
             max_request_header_bytes: 60 * 1024,
             // A model server saturates long before 1024 concurrent requests; past that, shed load.
             max_in_flight: 1024,
+            // Sized from the fd limit (raised to its hard limit at start), leaving descriptors
+            // for upstream connections and the admin listener, so `/healthz` and `/metrics`
+            // keep answering when clients pile up.
+            max_connections: 0,
             x_forwarded_for: false,
             // A transparent sidecar keeps Host as the client sent it.
             preserve_host: true,

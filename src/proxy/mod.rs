@@ -6,6 +6,7 @@
 
 mod body;
 pub mod config;
+pub mod conns;
 mod forward;
 mod grpc;
 pub mod headers;
@@ -63,6 +64,8 @@ pub(crate) struct Inner {
     max_header: usize,
     /// Rate limit on the live path's per-request warnings, shared by all workers.
     warnings: Arc<warn::Warnings>,
+    /// Open client connections and their cap, shared by all workers.
+    conns: Arc<conns::ConnLimit>,
 }
 
 /// The proxy, built from config; cheap to clone.
@@ -124,6 +127,15 @@ impl Proxy {
             .cloned()
             .ok_or_else(|| BuildError::Upstream("no host:port".into()))?;
         let upstream_h2 = p.upstream_protocol == UpstreamProtocol::H2c;
+        let max_connections = match p.max_connections {
+            0 => conns::auto_max_connections(),
+            n => n,
+        };
+        let conn_limit = conns::ConnLimit::new(
+            max_connections,
+            guard.connections.clone(),
+            &guard.connections_max,
+        );
         let client = Arc::new(UpstreamClient::new(
             UpstreamSettings {
                 authority: authority_with_port(&authority),
@@ -154,6 +166,7 @@ impl Proxy {
                 client_idle: Duration::from_secs_f64(p.client_idle_timeout_secs),
                 max_header: p.max_request_header_bytes,
                 warnings: Arc::new(warn::Warnings::default()),
+                conns: conn_limit,
             }),
             grace: Duration::from_secs_f64(p.shutdown_grace_secs),
             heartbeat: None,
@@ -224,18 +237,30 @@ impl Proxy {
             })
         });
         tokio::pin!(shutdown);
+        let mut backoff = conns::Backoff::default();
         loop {
+            // At max_connections, stop accepting until a connection closes: new clients wait
+            // in the kernel's backlog instead of taking descriptors the process needs.
+            let slot = tokio::select! {
+                slot = self.inner.conns.acquire() => slot,
+                _ = &mut shutdown => break,
+            };
             tokio::select! {
                 accepted = listener.accept() => {
                     let (stream, remote) = match accepted {
                         Ok(a) => a,
                         Err(e) => {
-                            // EMFILE and friends: back off briefly rather than spin.
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            // EMFILE and friends: back off (5 ms doubling to 1 s) rather than spin.
+                            drop(slot);
+                            let wait = backoff.failed();
+                            tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "accept failed");
+                            tokio::time::sleep(wait).await;
                             continue;
                         }
                     };
+                    if backoff.succeeded() {
+                        tracing::info!("accepting client connections again");
+                    }
                     let _ = stream.set_nodelay(true);
                     let inner = self.inner.clone();
                     let svc = service_fn(move |req| forward::handle(inner.clone(), remote, req));
@@ -243,6 +268,7 @@ impl Proxy {
                     let conn = graceful.watch(conn);
                     let guard = self.inner.client.guard().clone();
                     tokio::spawn(async move {
+                        let _slot = slot;
                         if let Err(e) = conn.await {
                             if limits::is_header_too_large(&*e) {
                                 guard.rejected(RejectReason::HeaderTooLarge);

@@ -57,6 +57,9 @@ inferwatch.dev/sidecar: {{ include "inferwatch.fullname" . }}
 {{- $_ := set $cfg "proxy" $proxy }}
 {{- $admin := deepCopy (get $cfg "admin" | default dict) }}
 {{- $_ := set $admin "listen" (printf "0.0.0.0:%d" (int .Values.ports.admin)) }}
+{{- if .Values.webConfig.secretName }}
+{{- $_ := set $admin "web_config_file" (printf "/etc/inferwatch-web/%s" .Values.webConfig.fileName) }}
+{{- end }}
 {{- $_ := set $cfg "admin" $admin }}
 {{- include "inferwatch.tomlTable" (dict "table" $cfg "path" "") }}
 {{- end }}

@@ -44,12 +44,22 @@ startupProbe:
   httpGet:
     path: /healthz
     port: admin
+    {{- if .Values.webConfig.secretName }}
+    # TLS on the admin port (the kubelet does not verify the certificate; the probe paths need
+    # no credentials).
+    scheme: HTTPS
+    {{- end }}
   periodSeconds: {{ .Values.probes.startup.periodSeconds }}
   failureThreshold: {{ .Values.probes.startup.failureThreshold }}
 livenessProbe:
   httpGet:
     path: /healthz
     port: admin
+    {{- if .Values.webConfig.secretName }}
+    # TLS on the admin port (the kubelet does not verify the certificate; the probe paths need
+    # no credentials).
+    scheme: HTTPS
+    {{- end }}
   periodSeconds: {{ .Values.probes.liveness.periodSeconds }}
   failureThreshold: {{ .Values.probes.liveness.failureThreshold }}
   timeoutSeconds: {{ .Values.probes.liveness.timeoutSeconds }}
@@ -57,6 +67,11 @@ readinessProbe:
   httpGet:
     path: /readyz
     port: admin
+    {{- if .Values.webConfig.secretName }}
+    # TLS on the admin port (the kubelet does not verify the certificate; the probe paths need
+    # no credentials).
+    scheme: HTTPS
+    {{- end }}
   periodSeconds: {{ .Values.probes.readiness.periodSeconds }}
   failureThreshold: {{ .Values.probes.readiness.failureThreshold }}
   timeoutSeconds: {{ .Values.probes.readiness.timeoutSeconds }}
@@ -76,6 +91,13 @@ volumeMounts:
     readOnly: true
   - name: inferwatch-tmp
     mountPath: /tmp
+  {{- if .Values.webConfig.secretName }}
+  # The web config file and the certificates it names; a whole-secret mount (no subPath), so
+  # rotated certificates reach the files and inferwatch reloads them.
+  - name: inferwatch-web
+    mountPath: /etc/inferwatch-web
+    readOnly: true
+  {{- end }}
 {{- end }}
 
 {{- define "inferwatch.sidecar.initContainer" -}}
@@ -91,6 +113,11 @@ restartPolicy: Always
 - name: inferwatch-tmp
   emptyDir:
     sizeLimit: 64Mi
+{{- if .Values.webConfig.secretName }}
+- name: inferwatch-web
+  secret:
+    secretName: {{ .Values.webConfig.secretName }}
+{{- end }}
 {{- end }}
 
 {{- define "inferwatch.sidecarPodLabels" -}}
