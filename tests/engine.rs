@@ -123,3 +123,83 @@ async fn an_engine_endpoint_that_is_down_is_counted_and_never_fatal() {
     assert_eq!(status, 200);
     sc.shutdown().await;
 }
+
+const MLSERVER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mlserver_iris.py");
+
+/// A real MLServer's own metrics endpoint: after inferences through the sidecar, the normalised
+/// compute seconds equal the `model_infer_request_duration_sum` MLServer itself reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mlserver_metrics_endpoint_feeds_compute_seconds() {
+    use std::process::{Command, Stdio};
+    let python = peers_python(&["mlserver", "mlserver_sklearn", "sklearn"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (http_port, grpc_port, metrics_port) = (free_port(), free_port(), free_port());
+    let setup = Command::new(&python)
+        .arg(MLSERVER_SCRIPT)
+        .arg("setup")
+        .arg(dir.path())
+        .args([http_port, grpc_port, metrics_port].map(|p| p.to_string()))
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let log_path = dir.path().join("mlserver.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = KillOnDrop(
+        Command::new(python.with_file_name("mlserver"))
+            .args(["start", "."])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let direct = format!("http://127.0.0.1:{http_port}");
+    wait_mlserver_ready(
+        &format!("{direct}/v2/models/iris/ready"),
+        &mut server,
+        &log_path,
+    )
+    .await;
+
+    let mut cfg = test_config(&direct);
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    cfg.engine.metrics_url = metrics_url.clone();
+    cfg.engine.interval_secs = 0.2;
+    cfg.engine.timeout_secs = 0.15;
+    let sc = Sidecar::start(cfg).await;
+    let body = r#"{"inputs":[{"name":"input-0","shape":[2,4],"datatype":"FP64","data":[5.1,3.5,1.4,0.2,6.2,2.9,4.3,1.3]}]}"#;
+    for _ in 0..5 {
+        let req = Request::post(sc.url("/v2/models/iris/infer"))
+            .header("content-type", "application/json")
+            .body(full(body))
+            .unwrap();
+        let resp = client().request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    // MLServer's own figure, read the same way a Prometheus would.
+    let own = || async {
+        let (status, text) = get(&metrics_url).await;
+        assert_eq!(status, 200);
+        Scrape::parse(&text).sum("model_infer_request_duration_sum", &[])
+    };
+    let want = own().await;
+    assert!(want > 0.0, "MLServer reported no inference time");
+    let mlserver = [("engine", "auto")];
+    assert_eventually!(
+        sc.scrape()
+            .await
+            .get("inferwatch_engine_compute_seconds_total", &mlserver)
+            .is_some_and(|got| (got - want).abs() < 1e-9),
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        sc.scrape().await.get("inferwatch_engine_up", &mlserver),
+        Some(1.0)
+    );
+    sc.shutdown().await;
+}
