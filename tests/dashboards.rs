@@ -78,6 +78,21 @@ async fn start_upstream() -> Upstream {
         async move {
             // 1-12 ms of "inference", so the histograms have a spread.
             tokio::time::sleep(Duration::from_millis(1 + n % 12)).await;
+            if path == "/metrics" {
+                // The model server's own metrics, for the engine saturation panels: vLLM's
+                // documented names, growing with every scrape so rates have data.
+                let text = include_str!("fixtures/engine/vllm.prom").replace(
+                    "vllm:request_queue_time_seconds_sum{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 12.5",
+                    &format!("vllm:request_queue_time_seconds_sum{{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"}} {}", 12.5 + n as f64),
+                ).replace(
+                    "vllm:request_inference_time_seconds_sum{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 80.25",
+                    &format!("vllm:request_inference_time_seconds_sum{{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"}} {}", 80.25 + n as f64),
+                ).replace(
+                    "vllm:num_preemptions_total{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 5.0",
+                    &format!("vllm:num_preemptions_total{{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"}} {}", 5 + n),
+                );
+                return Response::new(full(text));
+            }
             if path.starts_with("/v1/") {
                 let mut events: Vec<String> = ["Hello", " from", " a", " tiny", " model"]
                     .iter()
@@ -159,6 +174,11 @@ e2e_secs = 10.0
 
 [admin]
 listen = "127.0.0.1:{admin}"
+
+[engine]
+metrics_url = "{upstream}/metrics"
+interval_secs = 0.5
+timeout_secs = 0.4
 
 [[canary]]
 name = "iris_golden"
