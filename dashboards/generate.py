@@ -273,6 +273,22 @@ def overview():
          f"sum by (route, model) (rate(inferwatch_output_tokens_total{{{SEL}}}[{RI}]))", "reasoning share {{route}} {{model}}"),
     ], unit="percentunit", w=8, description="Servers that report usage.prompt_tokens_details / "
                                             "completion_tokens_details only.")
+    b.row("Engine saturation (the model server's own metrics, [engine])")
+    b.panel("Requests running / waiting in the engine", [
+        (f'sum by (pod, engine) (inferwatch_engine_requests_running{{{POD}}})', "running {{pod}}"),
+        (f'sum by (pod, engine) (inferwatch_engine_requests_waiting{{{POD}}})', "waiting {{pod}}"),
+    ], w=8, description="A growing waiting count while running stays flat: the engine is full and "
+                        "requests queue (TTFT rises).")
+    b.panel("KV-cache usage and prefix-cache hits", [
+        (f'max by (pod) (inferwatch_engine_kv_cache_usage_ratio{{{POD}}})', "KV cache {{pod}}"),
+        (f'max by (pod) (inferwatch_engine_prefix_cache_hit_ratio{{{POD}}})', "prefix hits {{pod}}"),
+    ], unit="percentunit", w=8, description="KV cache near 100% means preemptions and queueing.")
+    b.panel("Engine queue vs compute time, preemptions", [
+        (f'sum by (pod) (rate(inferwatch_engine_queue_seconds_total{{{POD}}}[{RI}]))', "queue s/s {{pod}}"),
+        (f'sum by (pod) (rate(inferwatch_engine_compute_seconds_total{{{POD}}}[{RI}]))', "compute s/s {{pod}}"),
+        (f'sum by (pod) (rate(inferwatch_engine_preemptions_total{{{POD}}}[{RI}]))', "preemptions/s {{pod}}"),
+    ], w=8, description="Seconds per second spent queued vs running: a queue share that grows says "
+                        "the load is past the engine's capacity.")
     b.row("Sidecars")
     b.panel("Sidecars up", [
         (f'sum(up{{job=~".*inferwatch.*", {POD}}})', "up"),

@@ -17,6 +17,7 @@ use crate::canary::{self, Canary, IdleTracker};
 use crate::config::Config;
 use crate::energy::EnergySampler;
 use crate::energy::{RouteLoad, RouteLoads};
+use crate::engine::EngineScraper;
 use crate::feedback::{self, Feedback};
 use crate::metrics::{self, geometric_buckets, names, registered, ProxyMetrics};
 use crate::protocol::{CaptureHook, Inspector, NoSignals, ProtocolMetrics, SignalSink};
@@ -104,6 +105,8 @@ pub struct App {
     inspector: Option<Inspector>,
     energy: Option<EnergySampler>,
     system: Option<SystemSampler>,
+    /// The model server's own metrics, scraped into the normalised saturation set.
+    engine: Option<EngineScraper>,
     /// Golden-set probes (none configured: `None`).
     canary: Option<Canary>,
     /// The shadow dispatcher (its hook sits on the inspector).
@@ -240,6 +243,7 @@ impl App {
             &registry,
             model_server.clone().unwrap_or_default(),
         )?;
+        let engine = EngineScraper::build(&cfg.engine, &registry)?;
         let energy = EnergySampler::build(&cfg.energy, &registry, routes, model_server)?.map(|e| {
             match output_tokens {
                 // Joules per output token on routes whose adapter counts tokens (OpenAI).
@@ -273,6 +277,7 @@ impl App {
             inspector,
             energy,
             system,
+            engine,
             quality,
             signals,
             canary,
@@ -350,6 +355,9 @@ impl App {
         let (samplers_stop_tx, samplers_stop_rx) = watch::channel(false);
         let mut samplers = Vec::new();
         if let Some(s) = self.energy {
+            samplers.push(tokio::spawn(s.run(samplers_stop_rx.clone())));
+        }
+        if let Some(s) = self.engine {
             samplers.push(tokio::spawn(s.run(samplers_stop_rx.clone())));
         }
         if let Some(s) = self.system {

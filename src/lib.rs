@@ -28,6 +28,8 @@
 //! - [`shadow`]: sampled live requests replayed to HTTP or local ONNX targets and compared;
 //!   `[shadow]`.
 //! - [`demo`]: `inferwatch demo`: a model server, the sidecar, traffic and an injected drift.
+//! - [`engine`]: the model server's own `/metrics` (vLLM, SGLang, TGI, Triton, llama.cpp,
+//!   MLServer) scraped off the live path into one normalised saturation set; `[engine]`.
 //! - [`feedback`]: ground-truth labels posted later, joined to recent predictions; `[feedback]`.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`, `/status` on a separate listener; `[admin]`.
 //! - [`systemd`]: `sd_notify` (READY, WATCHDOG, STOPPING) without libsystemd.
@@ -45,6 +47,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod energy;
+pub mod engine;
 pub mod feedback;
 pub mod latency;
 pub mod metrics;

@@ -86,6 +86,13 @@ const RULES: &[Rule] = &[
               app.rs), never the route table or the proxy",
     },
     Rule {
+        modules: &["engine"],
+        may_import: &["config", "metrics", "client"],
+        may_import_paths: &[],
+        why: "the engine scraper reads the model server's own /metrics off the live path, \
+              through crate::client; it knows no route table and no proxy",
+    },
+    Rule {
         modules: &["system", "telemetry", "systemd", "cli"],
         may_import: &["config", "metrics"],
         may_import_paths: &[],

@@ -88,6 +88,21 @@ async fn start_upstream() -> Upstream {
                     .body(full(""))
                     .unwrap();
             }
+            if path == "/metrics" {
+                // The model server's own metrics, for the engine saturation panels: vLLM's
+                // documented names, growing with every scrape so rates have data.
+                let text = include_str!("fixtures/engine/vllm.prom").replace(
+                    "vllm:request_queue_time_seconds_sum{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 12.5",
+                    &format!("vllm:request_queue_time_seconds_sum{{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"}} {}", 12.5 + n as f64),
+                ).replace(
+                    "vllm:request_inference_time_seconds_sum{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 80.25",
+                    &format!("vllm:request_inference_time_seconds_sum{{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"}} {}", 80.25 + n as f64),
+                ).replace(
+                    "vllm:num_preemptions_total{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"} 5.0",
+                    &format!("vllm:num_preemptions_total{{engine=\"0\",model_name=\"meta-llama/Llama-3.1-8B-Instruct\"}} {}", 5 + n),
+                );
+                return Response::new(full(text));
+            }
             if path.starts_with("/v1/") {
                 let mut events: Vec<String> = ["Hello", " from", " a", " tiny", " model"]
                     .iter()
@@ -174,6 +189,11 @@ model = "iris"
 
 [admin]
 listen = "127.0.0.1:{admin}"
+
+[engine]
+metrics_url = "{upstream}/metrics"
+interval_secs = 0.5
+timeout_secs = 0.4
 
 [[canary]]
 name = "iris_golden"

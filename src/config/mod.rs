@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::admin::config::AdminConfig;
 use crate::canary::config::{AccuracyConfig, ColdStartConfig, ProbeConfig};
 use crate::energy::config::EnergyConfig;
+use crate::engine::config::EngineConfig;
 use crate::feedback::config::FeedbackConfig;
 use crate::latency::config::LatencyConfig;
 use crate::proxy::config::ProxyConfig;
@@ -55,6 +56,8 @@ pub struct Config {
     pub energy: EnergyConfig,
     /// `[system]`: the model server process and the host (`crate::system::config`).
     pub system: SystemConfig,
+    /// `[engine]`: the model server's own metrics (`crate::engine::config`).
+    pub engine: EngineConfig,
     /// `[log]` (`crate::telemetry::config`).
     pub log: LogConfig,
     /// `[quality]`: SPC charts and drift tests (`crate::quality::config`).

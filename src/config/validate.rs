@@ -37,6 +37,7 @@ pub(crate) fn validate_skipping(config: &Config, skip: &[String]) -> Vec<ConfigE
     crate::energy::config::validate(&mut v, &config.energy);
     estimate_needs_a_process(&mut v, &config.energy, &config.system);
     crate::system::config::validate(&mut v, &config.system);
+    crate::engine::config::validate(&mut v, &config.engine);
     crate::telemetry::config::validate(&mut v, &config.log);
     crate::quality::config::validate(&mut v, &config.quality);
     chart_routes(&mut v, &config.quality, routes);

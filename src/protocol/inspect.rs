@@ -14,6 +14,7 @@ use crate::routes::config::{Protocol, RouteConfig, SloConfig};
 use crate::tap::config::InspectionConfig;
 
 pub use super::metrics::ProtocolMetrics;
+use super::output::OutputSignals;
 use super::{decode, decode_received, goodput, Exchange, Inference, InputSignature, Rule};
 use crate::tap::{Capture, InspectionMetrics};
 
@@ -123,6 +124,8 @@ struct RouteState {
     /// `[proxy.routes.slo]`, and its signal `goodput:{route}` (1 met, 0 missed or failed).
     slo: SloConfig,
     goodput_signal: String,
+    /// OpenAI-compatible routes' output-quality signals.
+    output: Option<OutputSignals>,
 }
 
 /// Decodes captures and records what they say.
@@ -168,6 +171,8 @@ impl Inspector {
                     per_model: HashMap::new(),
                     slo: r.slo,
                     goodput_signal: format!("goodput:{}", r.name),
+                    output: (r.protocol == Protocol::Openai)
+                        .then(|| OutputSignals::new(&r.name, &r.output)),
                 };
                 (r.name.clone(), state)
             })
@@ -337,6 +342,9 @@ impl Inspector {
                     self.signals.as_ref(),
                     self.max_features,
                 );
+                if let (Some(out), Some(t)) = (&route.output, &inference.tokens) {
+                    out.observe(t, self.signals.as_ref());
+                }
                 self.inspection
                     .count(&route.name, InspectionMetrics::PARSED);
                 Some((model, inference))

@@ -15,6 +15,7 @@ pub mod kserve_v2;
 pub mod kserve_v2_grpc;
 pub mod metrics;
 pub mod openai;
+pub mod output;
 pub mod predict;
 pub mod sse;
 pub mod tensor;
@@ -109,6 +110,9 @@ pub struct Tokens {
     /// (last content chunk − first) / (output tokens − 1).
     pub time_per_output_token: Option<Duration>,
     pub finish_reasons: Vec<FinishReason>,
+    /// Each choice's answer text (content, or a completion's text), for the output-quality
+    /// signals.
+    pub texts: Vec<String>,
 }
 
 /// Where an output token count came from: the server's `usage`, or the streamed content

@@ -9,6 +9,9 @@ use serde::Deserialize;
 use super::sse::{Parser, SseError};
 use super::{DecodeError, Exchange, FinishReason, Inference, TokenSource, Tokens};
 
+/// Most choices (`n`) whose text is kept for the output signals of one streamed answer.
+const MAX_CHOICES: usize = 16;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     ChatCompletions,
@@ -90,6 +93,18 @@ struct Response {
 struct Choice {
     #[serde(default)]
     finish_reason: Option<String>,
+    /// Chat completions.
+    #[serde(default)]
+    message: Option<Message>,
+    /// Text completions.
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[serde(default)]
+    content: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +121,8 @@ struct Chunk {
 
 #[derive(Deserialize)]
 struct StreamChoice {
+    #[serde(default)]
+    index: usize,
     #[serde(default)]
     delta: Option<Delta>,
     /// `/v1/completions` streams text, not deltas.
@@ -193,6 +210,20 @@ fn whole(body: &[u8], endpoint: Endpoint) -> Result<Inference, DecodeError> {
             .iter()
             .filter_map(|c| c.finish_reason.as_deref().map(FinishReason::parse))
             .collect(),
+        texts: match endpoint {
+            Endpoint::Embeddings => Vec::new(),
+            _ => r
+                .choices
+                .iter()
+                .map(|c| {
+                    c.message
+                        .as_ref()
+                        .and_then(|m| m.content.clone())
+                        .or_else(|| c.text.clone())
+                        .unwrap_or_default()
+                })
+                .collect(),
+        },
         ..Tokens::default()
     };
     Ok(Inference {
@@ -220,6 +251,7 @@ fn stream(ex: &Exchange<'_>, whole_response: Whole) -> Result<Inference, DecodeE
     let mut done = false;
     let mut content_times = Vec::new();
     let mut finish_reasons = Vec::new();
+    let mut texts: Vec<String> = Vec::new();
     for event in &events {
         if event.data.trim() == "[DONE]" {
             done = true;
@@ -240,6 +272,19 @@ fn stream(ex: &Exchange<'_>, whole_response: Whole) -> Result<Inference, DecodeE
         }
         if chunk.choices.iter().any(StreamChoice::has_content) {
             content_times.push(event.at);
+        }
+        for c in &chunk.choices {
+            let piece = c
+                .delta
+                .as_ref()
+                .and_then(|d| d.content.as_deref())
+                .or(c.text.as_deref());
+            if texts.len() <= c.index && c.index < MAX_CHOICES {
+                texts.resize(c.index + 1, String::new());
+            }
+            if let (Some(piece), Some(text)) = (piece, texts.get_mut(c.index)) {
+                text.push_str(piece);
+            }
         }
         finish_reasons.extend(
             chunk
@@ -274,6 +319,7 @@ fn stream(ex: &Exchange<'_>, whole_response: Whole) -> Result<Inference, DecodeE
             reasoning: usage.reasoning(),
             time_to_first_token: content_times.first().copied(),
             time_to_second_token: content_times.get(1).map(|t| *t - content_times[0]),
+            texts,
             inter_token,
             time_per_output_token,
             finish_reasons,

@@ -27,6 +27,22 @@ pub struct RouteConfig {
     pub prediction: PredictionConfig,
     /// `[proxy.routes.slo]`: the bounds a request must meet to count as goodput.
     pub slo: SloConfig,
+    /// `[proxy.routes.output]`: what an LLM answer on this route should look like.
+    pub output: OutputConfig,
+}
+
+/// `[proxy.routes.output]` (OpenAI-compatible routes): the checks behind the output-quality
+/// signals `refusal:<route>` and `valid_json:<route>` (`output_tokens:<route>`,
+/// `truncated:<route>` and `empty:<route>` need no setting).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct OutputConfig {
+    /// A regular expression (Rust `regex` syntax) an answer matches when the model refused;
+    /// empty = no refusal signal.
+    pub refusal_regex: String,
+    /// Answers should be JSON documents (structured output): each one is a `valid_json`
+    /// observation.
+    pub expect_json: bool,
 }
 
 /// `[proxy.routes.slo]`: per-request bounds, any subset; 0 = not set (TOML has no null, and the
@@ -63,6 +79,7 @@ impl Default for RouteConfig {
             model: "unknown".to_string(),
             prediction: PredictionConfig::default(),
             slo: SloConfig::default(),
+            output: OutputConfig::default(),
         }
     }
 }
@@ -219,6 +236,7 @@ pub fn validate(v: &mut Validator<'_>, routes: &[RouteConfig]) {
         }
 
         validate_slo(v, i, route);
+        validate_output(v, i, route);
 
         let model = route.model.as_str();
         if model.is_empty() {
@@ -264,6 +282,29 @@ fn validate_slo(v: &mut Validator<'_>, i: usize, route: &RouteConfig) {
             v.report(
                 &path,
                 "an SLO needs an inspected route: set protocol (opaque routes are not read)".into(),
+            );
+        }
+    }
+}
+
+/// Output checks read LLM answers: OpenAI-compatible routes only, and a regex that compiles.
+fn validate_output(v: &mut Validator<'_>, i: usize, route: &RouteConfig) {
+    let out = &route.output;
+    let set = !out.refusal_regex.is_empty() || out.expect_json;
+    if set && route.protocol != Protocol::Openai {
+        v.report(
+            &format!("proxy.routes[{i}].output"),
+            format!(
+                "output checks read LLM answers: protocol must be \"openai\", got {:?}",
+                route.protocol.as_str()
+            ),
+        );
+    }
+    if !out.refusal_regex.is_empty() {
+        if let Err(e) = regex::Regex::new(&out.refusal_regex) {
+            v.report(
+                &format!("proxy.routes[{i}].output.refusal_regex"),
+                format!("invalid regular expression: {e}"),
             );
         }
     }
