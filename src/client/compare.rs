@@ -15,6 +15,9 @@ pub enum TextMatch {
     /// Equal after lower-casing, trimming and collapsing white space.
     #[default]
     Normalized,
+    /// ROUGE-L F1 over words at least the target's `text_similarity_min`: LLM answers that say
+    /// the same in slightly different words agree.
+    RougeL,
 }
 
 /// What one comparison came to (`result` label of `inferwatch_shadow_comparisons_total`).
@@ -51,6 +54,8 @@ pub struct Tolerance {
     pub abs: f64,
     pub rel: f64,
     pub text: TextMatch,
+    /// `RougeL`: the least similarity that agrees.
+    pub text_min: f64,
 }
 
 pub fn compare(live: &Answer, shadow: &Answer, tol: Tolerance) -> Comparison {
@@ -98,6 +103,7 @@ pub fn compare(live: &Answer, shadow: &Answer, tol: Tolerance) -> Comparison {
         let same = match tol.text {
             TextMatch::Exact => a == b,
             TextMatch::Normalized => normalize(a) == normalize(b),
+            TextMatch::RougeL => super::similarity::rouge_l_f1(a, b) >= tol.text_min,
         };
         verdicts.push(if same {
             Verdict::Agree
@@ -132,6 +138,7 @@ mod tests {
         abs: 1e-6,
         rel: 1e-4,
         text: TextMatch::Normalized,
+        text_min: 0.8,
     };
 
     #[test]
@@ -170,6 +177,21 @@ mod tests {
         );
         assert_eq!(
             compare(&value(100.0), &other, exact).verdicts[1],
+            Verdict::Disagree
+        );
+        // ROUGE-L: "hello world" against "hello there world" is F1 0.8.
+        other.text = Some("hello there world".into());
+        let rouge = |min| Tolerance {
+            text: TextMatch::RougeL,
+            text_min: min,
+            ..TOL
+        };
+        assert_eq!(
+            compare(&value(100.0), &other, rouge(0.8)).verdicts[1],
+            Verdict::Agree
+        );
+        assert_eq!(
+            compare(&value(100.0), &other, rouge(0.81)).verdicts[1],
             Verdict::Disagree
         );
     }

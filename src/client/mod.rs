@@ -11,6 +11,7 @@
 pub mod answer;
 pub mod compare;
 mod send;
+pub mod similarity;
 
 pub use answer::Answer;
 pub use send::{headers, new, send, traffic, HeaderError, HttpClient, Reply, SendError};

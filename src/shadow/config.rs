@@ -93,8 +93,10 @@ pub struct ShadowTargetConfig {
     /// Numbers agree when `|shadow - live| <= abs_tolerance + rel_tolerance * |live|`.
     pub abs_tolerance: f64,
     pub rel_tolerance: f64,
-    /// How generated text is compared: `exact` or `normalized`.
+    /// How generated text is compared: `exact`, `normalized` or `rouge_l`.
     pub text_match: TextMatch,
+    /// `text_match = "rouge_l"`: the least ROUGE-L F1 (0 to 1) at which two answers agree.
+    pub text_similarity_min: f64,
 }
 
 impl Default for ShadowTargetConfig {
@@ -123,6 +125,9 @@ impl Default for ShadowTargetConfig {
             abs_tolerance: 1e-6,
             rel_tolerance: 1e-4,
             text_match: TextMatch::Normalized,
+            // Two samples of the same model at temperature > 0 commonly share most of their
+            // words in order; a different answer shares far fewer.
+            text_similarity_min: 0.8,
         }
     }
 }
@@ -176,6 +181,15 @@ pub fn validate(v: &mut Validator<'_>, s: &ShadowConfig) {
         }
         v.check(&at("timeout_secs"), secs_positive(t.timeout_secs));
         v.check(&at("abs_tolerance"), tolerance(t.abs_tolerance));
+        if !(0.0..=1.0).contains(&t.text_similarity_min) {
+            v.report(
+                &at("text_similarity_min"),
+                format!(
+                    "invalid similarity {}, expected 0 to 1",
+                    t.text_similarity_min
+                ),
+            );
+        }
         v.check(&at("rel_tolerance"), tolerance(t.rel_tolerance));
         http_headers(
             v,

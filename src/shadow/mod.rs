@@ -266,6 +266,7 @@ impl Shadow {
                     abs: t.abs_tolerance,
                     rel: t.rel_tolerance,
                     text: t.text_match,
+                    text_min: t.text_similarity_min,
                 },
                 slots: Arc::new(Semaphore::new(t.max_in_flight.max(1))),
                 backend,
