@@ -389,7 +389,11 @@ async fn report_from_prometheus_matches_the_bench() {
     assert_eq!(rc.error_ratio, 0.0);
     // Everything within the SLO: the capacity is only a lower bound (the observed peak), and
     // the replica count for 400 qps follows from it.
-    assert!(rc.capacity_is_lower_bound);
+    assert!(
+        rc.capacity_is_lower_bound,
+        "{:?} {}",
+        rc.replicas, rc.capacity_confidence
+    );
     let cap = rc.capacity_qps_per_replica.unwrap();
     assert_eq!(rc.replicas_needed, Some((400.0 / cap).ceil() as u64));
 

@@ -7,8 +7,10 @@
 //! is computed here: per-replica QPS at every step, its peak and typical (median) value, and the
 //! p99 at each load band, from the bucket rates *pooled* over every step and replica whose load
 //! fell in the band (a quantile of the pooled histogram, not an average of quantiles). The
-//! capacity per replica is the highest load seen before the first band whose p99 breaks the SLO;
-//! if none breaks it, the observed peak is only a lower bound, and the report says so.
+//! capacity per replica is judged per replica (`replicas.rs`): each replica's highest load
+//! before its own first band whose p99 breaks the SLO, warm-up and cool-down left out; the
+//! route's figure is the lowest replica's, with how sure it is. If no band breaks the SLO, the
+//! observed peak is only a lower bound, and the report says so.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::client::HttpClient;
 use super::histogram::{histogram_quantile, pool};
 use super::prom::{parse_value, query_range};
+use super::replicas::{self, ReplicaCapacity};
 use super::BenchError;
 use crate::metrics::names;
 
@@ -152,6 +155,13 @@ pub struct RouteCapacity {
     pub replicas_needed: Option<u64>,
     /// Per-step series for the charts: (unix time, max and median per-replica QPS).
     pub qps_timeline: Vec<(f64, f64, f64)>,
+    /// Each replica judged against its own load, warm-up and cool-down excluded
+    /// (`replicas.rs`); the capacity above is the lowest of theirs.
+    #[serde(default)]
+    pub replicas: Vec<ReplicaCapacity>,
+    /// How sure the capacity is, in words (the deciding replica's statement).
+    #[serde(default)]
+    pub capacity_confidence: String,
 }
 
 /// The whole live-data report.
@@ -309,7 +319,7 @@ pub async fn capacity_report(
     for (k, steps) in &load {
         let empty = BTreeMap::new();
         let h = hist.get(k).unwrap_or(&empty);
-        let mut rc = route_capacity(cfg, k, steps, h, joules.get(k));
+        let mut rc = route_capacity(cfg, (t_key(start), t_key(end)), k, steps, h, joules.get(k));
         if let Some(&(total, failed)) = counts.get(k) {
             rc.requests = total;
             rc.error_ratio = if total > 0.0 { failed / total } else { 0.0 };
@@ -346,6 +356,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn route_capacity(
     cfg: &CapacityConfig,
+    range_ms: (i64, i64),
     k: &Key,
     steps: &BTreeMap<(String, i64), (f64, f64)>,
     hist: &BTreeMap<(String, i64), Vec<(f64, f64)>>,
@@ -418,24 +429,24 @@ fn route_capacity(
     }
     let p99_at_peak = bands.iter().rev().find_map(|b| b.p99_secs);
 
+    // The capacity: every replica judged on its own load, the lowest answer kept (with load
+    // spread evenly the weakest replica breaks the SLO first). The rate window's length is
+    // left out at each end of a replica's traffic: those rates straddle its start or stop.
     let (mut capacity, mut lower_bound) = (None, false);
-    if cfg.slo_p99.is_some() {
-        let mut best = None;
-        let mut broke = false;
-        for b in bands.iter().filter(|b| b.samples > 0) {
-            if b.meets_slo == Some(false) {
-                broke = true;
-                break;
-            }
-            let max_in_band = active
-                .iter()
-                .filter(|(_, q)| *q > b.qps_low && *q <= b.qps_high + 1e-12)
-                .map(|a| a.1)
-                .fold(0.0, f64::max);
-            best = Some(max_in_band);
+    let mut per_replica = Vec::new();
+    let mut confidence = String::new();
+    if let Some(slo) = cfg.slo_p99 {
+        let edge_ms = cfg.rate_window().as_millis() as i64;
+        per_replica = replicas::judge(steps, hist, slo, cfg.bands, step, edge_ms, range_ms);
+        if let Some(weakest) = per_replica
+            .iter()
+            .filter(|r| r.capacity_qps.is_some())
+            .min_by(|a, b| a.capacity_qps.unwrap().total_cmp(&b.capacity_qps.unwrap()))
+        {
+            capacity = weakest.capacity_qps;
+            lower_bound = weakest.lower_bound;
+            confidence = format!("replica {}: {}", weakest.replica, weakest.confidence);
         }
-        capacity = best.filter(|c| *c > 0.0);
-        lower_bound = !broke && capacity.is_some();
     }
     let latency_headroom = cfg.slo_p99.zip(p99_at_peak).map(|(s, p)| 1.0 - p / s);
     let qps_headroom = capacity.filter(|_| peak > 0.0).map(|c| c / peak - 1.0);
@@ -469,6 +480,8 @@ fn route_capacity(
         qps_headroom_ratio: qps_headroom,
         replicas_needed,
         qps_timeline,
+        replicas: per_replica,
+        capacity_confidence: confidence,
     }
 }
 
@@ -483,6 +496,8 @@ mod tests {
         cfg.slo_p99 = Some(0.05);
         cfg.target_qps = Some(250.0);
         cfg.bands = 2;
+        // Traffic flows from the range's start to its end: no warm-up edge is left out.
+        cfg.rate_window = Some(Duration::from_secs(2));
         let mut steps = BTreeMap::new();
         let mut hist = BTreeMap::new();
         for t in 0..10i64 {
@@ -498,7 +513,14 @@ mod tests {
             steps.insert(("a".to_string(), t * 1000), (q, 0.0));
             hist.insert(("a".to_string(), t * 1000), h);
         }
-        let rc = route_capacity(&cfg, &("r".into(), "m".into()), &steps, &hist, None);
+        let rc = route_capacity(
+            &cfg,
+            (0, 9000),
+            &("r".into(), "m".into()),
+            &steps,
+            &hist,
+            None,
+        );
         assert_eq!(rc.peak_qps_per_replica, 100.0);
         assert_eq!(rc.bands[0].meets_slo, Some(true));
         assert_eq!(rc.bands[1].meets_slo, Some(false));

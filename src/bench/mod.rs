@@ -26,6 +26,7 @@ pub mod early_stop;
 pub mod histogram;
 pub mod progress;
 pub mod prom;
+pub mod replicas;
 pub mod report;
 pub mod requests;
 pub mod run;

@@ -243,6 +243,23 @@ fn md_capacity(o: &mut String, c: &CapacityReport) {
                 ),
             );
         }
+        if !r.capacity_confidence.is_empty() {
+            row("how sure", r.capacity_confidence.clone());
+        }
+        for rc in &r.replicas {
+            row(
+                &format!("replica {}", rc.replica),
+                format!(
+                    "{} ({} steps, {} warm-up/cool-down steps left out)",
+                    rc.capacity_qps.map_or("n/a".into(), |c| format!(
+                        "{}{c:.2} qps",
+                        if rc.lower_bound { ">= " } else { "" }
+                    )),
+                    rc.steps,
+                    rc.steps_excluded
+                ),
+            );
+        }
         if let Some(h) = r.latency_headroom_ratio {
             row("latency headroom at peak", format!("{:.1}%", h * 100.0));
         }
