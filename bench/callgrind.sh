@@ -5,17 +5,21 @@
 # keep-alive POSTs (a KServe V2 body) through it to an nginx upstream, and also N=0, and prints
 # (Ir(N) - Ir(0)) / N (user space) for the tap off (opaque route) and on (kserve_v2 route), and
 # the same for nginx as a plain keep-alive reverse proxy (one worker, same body, same client).
-# Then, under `strace -c -f`, the system calls per request of inferwatch (opaque) and nginx.
+# Then the same for gRPC unary ModelInfer calls (h2c both sides; a fixed-answer grpcio server
+# upstream and a grpcio client on one channel, bench/grpc_peer.py) through an opaque route and a
+# kserve_v2 route (tap and gRPC adapter on). Then, under `strace -c -f`, the system calls per request of inferwatch (opaque) and nginx.
 #
 #   bench/callgrind.sh [BINARY] [N]      (needs valgrind, strace and nginx:
-#                                         scripts/install-peers.sh --bench)
+#                                         scripts/install-peers.sh --bench; grpcio in $PYTHON,
+#                                         default .venv-peers/bin/python, for the gRPC part)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/inferwatch}
 N=${2:-3000}
 WORK=$(mktemp -d)
 KEEP=${KEEP:-}
-trap 'kill $(cat "$WORK/up.pid" 2>/dev/null) 2>/dev/null || true; [[ -n "$KEEP" ]] && cp "$WORK"/cg.* "$KEEP"/; rm -rf "$WORK"' EXIT
+PY=${PYTHON:-.venv-peers/bin/python}
+trap 'kill $(cat "$WORK/up.pid" "$WORK/gup.pid" 2>/dev/null) 2>/dev/null || true; [[ -n "$KEEP" ]] && cp "$WORK"/cg.* "$KEEP"/; rm -rf "$WORK"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 UP=$(free_port)
 cat > "$WORK/up.conf" <<CONF
@@ -100,6 +104,48 @@ for proto in opaque kserve_v2; do
 done
 base=$(run_nginx 0); total=$(run_nginx "$N")
 echo "nginx (reverse proxy): $(( (total - base) / N )) instructions per request (user space, N=$N)"
+
+# gRPC unary calls through an h2c route, opaque vs kserve_v2 (the adapter reading both messages).
+run_grpc() { # protocol n -> total Ir
+  local proto=$1 n=$2 port adm
+  port=$(free_port); adm=$(free_port)
+  cat > "$WORK/iw-g.toml" <<CONF
+[proxy]
+listen = "127.0.0.1:$port"
+upstream = "http://127.0.0.1:$GUP"
+upstream_protocol = "h2c"
+worker_threads = 1
+[[proxy.routes]]
+name = "grpc"
+path_prefix = "/inference.GRPCInferenceService/"
+protocol = "$proto"
+[admin]
+listen = "127.0.0.1:$adm"
+[log]
+level = "warn"
+CONF
+  valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.grpc.$proto.$n" "$BIN" run --config "$WORK/iw-g.toml" 2>"$WORK/vg-g.log" &
+  local pid=$!
+  "$PY" bench/grpc_peer.py call "$port" "$n"
+  if [[ "$proto" != opaque && "$n" -gt 0 ]]; then
+    # The adapter must have read every call, or the figure would not be the adapter's cost.
+    curl -s "http://127.0.0.1:$adm/metrics" | grep '^inferwatch_inspection_total' >&2 || true
+  fi
+  sleep 1
+  kill -TERM "$pid"; wait "$pid" || true
+  total_ir "$WORK/cg.grpc.$proto.$n"
+}
+if "$PY" -c 'import grpc' 2>/dev/null; then
+  GUP=$(free_port)
+  "$PY" bench/grpc_peer.py serve "$GUP" & echo $! >"$WORK/gup.pid"
+  for proto in opaque kserve_v2; do
+    base=$(run_grpc "$proto" 0); total=$(run_grpc "$proto" "$N")
+    echo "gRPC $proto: $(( (total - base) / N )) instructions per unary call (user space, N=$N)"
+  done
+  kill "$(cat "$WORK/gup.pid")" 2>/dev/null || true
+else
+  echo "gRPC: skipped ($PY cannot import grpc: scripts/install-peers.sh)"
+fi
 
 # System calls per request: strace counts every call of the process and its threads while the
 # client sends N requests, minus a run with none (start-up and shutdown).

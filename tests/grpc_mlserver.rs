@@ -1,7 +1,8 @@
 //! gRPC through the sidecar with real peers: MLServer's gRPC port behind it (`h2c`), the real
 //! `tritonclient.grpc` and plain `grpcio` clients in front: failed calls counted with their
-//! codes, payloads read on `kserve_v2` routes (the same metrics as over HTTP JSON), ONNX shadows
-//! and feedback fed from gRPC traffic, and `inferwatch bench` over gRPC.
+//! codes, payloads read on `kserve_v2` routes (the same metrics as over HTTP JSON), ONNX shadows,
+//! a gRPC shadow (MLServer replayed to itself over h2c) and feedback fed from gRPC traffic, and
+//! `inferwatch bench` over gRPC. (gRPC canaries: tests/grpc_canary.rs.)
 
 mod grpc_support;
 mod support;
@@ -262,7 +263,8 @@ async fn http_json_and_grpc_give_identical_prediction_metrics() {
 
 /// ONNX shadows fed from gRPC traffic (the decoded raw contents): agreement with the live
 /// answers equals what the client computes itself with onnxruntime on the same inputs. An HTTP
-/// shadow on the same route skips gRPC calls rather than replaying them as HTTP/1.1. Feedback
+/// shadow target at MLServer's own gRPC port gets every call replayed over h2c and agrees on
+/// every row. Feedback
 /// joins ground truth to gRPC calls by the request id in their metadata.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onnx_shadow_fed_from_grpc_traffic_agrees_with_independent_truth() {
@@ -276,7 +278,7 @@ async fn onnx_shadow_fed_from_grpc_traffic_agrees_with_independent_truth() {
     .expect("run scripts/install-peers.sh: .venv-peers/ORT_DYLIB_PATH");
     let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
     let dir = tempfile::tempdir().unwrap();
-    let (server, http_port, grpc_port) = start_mlserver(&python, dir.path()).await;
+    let (server, _, grpc_port) = start_mlserver(&python, dir.path()).await;
 
     let mut cfg = test_config(&format!("http://127.0.0.1:{grpc_port}"));
     cfg.proxy.upstream_protocol = UpstreamProtocol::H2c;
@@ -306,7 +308,8 @@ async fn onnx_shadow_fed_from_grpc_traffic_agrees_with_independent_truth() {
             route: "grpc".into(),
             kind: ShadowKind::Http,
             sample_ratio: 1.0,
-            url: format!("http://127.0.0.1:{http_port}"),
+            max_in_flight: 64,
+            url: format!("http://127.0.0.1:{grpc_port}"),
             ..ShadowTargetConfig::default()
         },
     ];
@@ -348,13 +351,37 @@ async fn onnx_shadow_fed_from_grpc_traffic_agrees_with_independent_truth() {
         );
     }
     assert!(seen.disagree["iris_perturbed"] > seen.disagree["iris"]);
-    assert_eq!(
-        s.sum(
+    // MLServer's gRPC port as its own shadow: every call replayed over h2c, every row agrees.
+    assert_eventually!(
+        sc.scrape().await.sum(
             "inferwatch_shadow_requests_total",
             &[("target", "http_same")]
+        ) >= seen.infer_ok as f64,
+        Duration::from_secs(30)
+    );
+    let s = sc.scrape().await;
+    let same = |k: &str, v: &str| s.sum(k, &[("target", "http_same"), ("result", v)]);
+    eprintln!(
+        "gRPC shadow http_same: {} agree, {} disagree, {} incomparable",
+        same("inferwatch_shadow_comparisons_total", "agree"),
+        same("inferwatch_shadow_comparisons_total", "disagree"),
+        same("inferwatch_shadow_comparisons_total", "incomparable")
+    );
+    assert_eq!(
+        s.get(
+            "inferwatch_shadow_requests_total",
+            &[("target", "http_same"), ("outcome", "ok")]
         ),
-        0.0,
-        "gRPC calls are not replayed to an HTTP shadow"
+        Some(seen.infer_ok as f64),
+        "every gRPC call replayed to the gRPC shadow"
+    );
+    assert_eq!(same("inferwatch_shadow_comparisons_total", "agree"), rows);
+    assert_eq!(
+        s.get(
+            "inferwatch_shadow_agreement_ratio",
+            &[("target", "http_same"), ("window", "1h")]
+        ),
+        Some(1.0)
     );
 
     // Feedback: the true class of every call, as the client received it, except that every

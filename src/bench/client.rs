@@ -23,14 +23,9 @@ pub use crate::client::{traffic as http_client, HttpClient};
 
 /// The gRPC load generator's client: the same pooled client speaking HTTP/2 with prior
 /// knowledge (h2c), as gRPC servers expect; each worker's calls share one connection's streams.
+/// (The one canary probes and HTTP shadow targets send gRPC calls with.)
 pub fn grpc_client() -> HttpClient {
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(connector)
+    crate::client::grpc::h2c(Duration::from_secs(5))
 }
 
 /// The URL queries go to; records in the request file may replace its path.

@@ -8,7 +8,12 @@
 //! {"request": {...}, "expect": {"value": [[0.1, 0.9]], "pointer": "/outputs/1/data", "abs_tolerance": 0.01}}
 //! ```
 //! `request` is the body (a JSON value sent as JSON, or a string sent as is); `path` overrides the
-//! probe's. `expect` holds one or more checks, all of which must pass:
+//! probe's. A gRPC row gives `grpc` instead of `request`: the JSON form of a `ModelInferRequest`
+//! (`{"model_name": "iris", "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4],
+//! "data": [5.1, 3.5, 1.4, 0.2]}]}`, or typed `contents` such as `{"fp32_contents": [...]}`
+//! instead of `data`), sent over h2c as a unary `ModelInfer` call to
+//! `/inference.GRPCInferenceService/ModelInfer` (no `path`); a non-OK `grpc-status` is an
+//! error. `expect` holds one or more checks, all of which must pass:
 //! - `class`: the predicted class of the first row, or an array with one class per row;
 //! - `top_k` (with `class`): the class is among the `top_k` highest scores of its row, the
 //!   scores read at `pointer` (a row, or rows of a batch);
@@ -39,6 +44,8 @@ pub struct GoldenRow {
     pub line: usize,
     pub path: Option<String>,
     pub body: Bytes,
+    /// A gRPC `ModelInfer` call: `body` is the framed `ModelInferRequest`.
+    pub grpc: bool,
     pub expect: Expect,
 }
 
@@ -60,7 +67,10 @@ pub struct Expect {
 struct RawRow {
     #[serde(default)]
     path: Option<String>,
-    request: Value,
+    #[serde(default)]
+    request: Option<Value>,
+    #[serde(default)]
+    grpc: Option<Value>,
     expect: RawExpect,
 }
 
@@ -135,7 +145,13 @@ pub fn parse(text: &str, shown: &str, default_path: &str) -> Result<Vec<GoldenRo
             });
         }
         let raw: RawRow = serde_json::from_str(t).map_err(|e| bad(e.to_string()))?;
-        if raw.path.is_none() && default_path.is_empty() {
+        let grpc = raw.grpc.is_some();
+        if grpc && (raw.request.is_some() || raw.path.is_some()) {
+            return Err(bad(
+                "a gRPC row gives `grpc` alone, without `request` or `path`".into(),
+            ));
+        }
+        if raw.path.is_none() && default_path.is_empty() && !grpc {
             return Err(bad("no `path` here and the probe sets none".into()));
         }
         if let Some(p) = &raw.path {
@@ -143,9 +159,13 @@ pub fn parse(text: &str, shown: &str, default_path: &str) -> Result<Vec<GoldenRo
                 return Err(bad(format!("path must start with /, got {p:?}")));
             }
         }
-        let body = match raw.request {
-            Value::String(s) => Bytes::from(s),
-            other => Bytes::from(serde_json::to_vec(&other).map_err(|e| bad(e.to_string()))?),
+        let body = match (raw.request, raw.grpc) {
+            (_, Some(g)) => crate::client::grpc::body_from_json(&g).map_err(bad)?,
+            (Some(Value::String(s)), None) => Bytes::from(s),
+            (Some(other), None) => {
+                Bytes::from(serde_json::to_vec(&other).map_err(|e| bad(e.to_string()))?)
+            }
+            (None, None) => return Err(bad("a row needs `request` (or `grpc`)".into())),
         };
         let e = raw.expect;
         let classes = match e.class {
@@ -216,6 +236,7 @@ pub fn parse(text: &str, shown: &str, default_path: &str) -> Result<Vec<GoldenRo
             line: line_no,
             path: raw.path,
             body,
+            grpc,
             expect,
         });
     }
@@ -404,6 +425,28 @@ mod tests {
         assert!(ok(3, &answer(&[], doc.clone())).is_ok());
         assert!(ok(4, &answer(&[], doc.clone())).is_ok());
         assert!(ok(5, &answer(&[], doc)).is_err());
+    }
+
+    #[test]
+    fn grpc_rows_need_no_path_and_take_no_request() {
+        let g = r#"{"model_name": "iris", "inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}"#;
+        let rows = parse(
+            &format!("{{\"grpc\": {g}, \"expect\": {{\"class\": 1}}}}"),
+            "g",
+            "",
+        )
+        .unwrap();
+        assert!(rows[0].grpc && rows[0].path.is_none());
+        assert_eq!(rows[0].body[0], 0, "a framed, uncompressed gRPC message");
+        for bad in [
+            format!("{{\"grpc\": {g}, \"request\": {{}}, \"expect\": {{\"class\": 1}}}}"),
+            format!("{{\"grpc\": {g}, \"path\": \"/x\", \"expect\": {{\"class\": 1}}}}"),
+            r#"{"grpc": {"model_name": "m", "inputs": []}, "expect": {"class": 1}}"#.into(),
+            r#"{"expect": {"class": 1}}"#.into(),
+        ] {
+            let e = parse(&bad, "g", "/a").unwrap_err().to_string();
+            assert!(e.starts_with("g:1: "), "{e}");
+        }
     }
 
     #[test]

@@ -248,6 +248,8 @@ pub struct Upstream<'a> {
 pub struct Canary {
     probes: Vec<Probe>,
     client: HttpClient,
+    /// For golden rows that are gRPC calls (HTTP/2 with prior knowledge).
+    h2c: HttpClient,
     max_body: u64,
     metrics: ProbeMetrics,
 }
@@ -324,6 +326,7 @@ impl Canary {
         Ok(Some(Self {
             probes,
             client: client::new(upstream.connect_timeout),
+            h2c: client::grpc::h2c(upstream.connect_timeout),
             max_body: upstream.max_body,
             metrics,
         }))
@@ -333,10 +336,11 @@ impl Canary {
     /// request).
     pub async fn run(self, stop: watch::Receiver<bool>) {
         let mut tasks = Vec::new();
-        let client = self.client;
+        let (client, h2c) = (self.client, self.h2c);
         for probe in self.probes {
             let ctx = Ctx {
                 client: client.clone(),
+                h2c: h2c.clone(),
                 max_body: self.max_body,
                 metrics: self.metrics.clone(),
             };
@@ -350,6 +354,7 @@ impl Canary {
 
 struct Ctx {
     client: HttpClient,
+    h2c: HttpClient,
     max_body: u64,
     metrics: ProbeMetrics,
 }
@@ -422,9 +427,19 @@ impl Probe {
             m.skipped.with_label_values(&[&self.name]).inc();
             return RowResult::Skipped;
         };
-        let path = row.path.as_deref().unwrap_or(&self.default_path);
+        let grpc_path;
+        let path = if row.grpc {
+            grpc_path = client::grpc::model_infer_path();
+            &grpc_path
+        } else {
+            row.path.as_deref().unwrap_or(&self.default_path)
+        };
         let mut req = Request::new(Full::new(row.body.clone()));
-        *req.method_mut() = self.method.clone();
+        *req.method_mut() = if row.grpc {
+            Method::POST
+        } else {
+            self.method.clone()
+        };
         *req.uri_mut() = match format!("{}{path}", self.base).parse() {
             Ok(u) => u,
             Err(_) => return self.count(m, RowResult::Error, "bad url"),
@@ -438,9 +453,14 @@ impl Probe {
         for (k, v) in &self.headers {
             h.insert(k, v.clone());
         }
+        if row.grpc {
+            h.remove(header::ACCEPT);
+            client::grpc::request_headers(h);
+        }
         let request_headers = h.clone();
         let sent = Instant::now();
-        let reply = client::send(&ctx.client, req, self.timeout, ctx.max_body).await;
+        let http = if row.grpc { &ctx.h2c } else { &ctx.client };
+        let reply = client::send(http, req, self.timeout, ctx.max_body).await;
         m.duration
             .with_label_values(&[&self.name])
             .observe(sent.elapsed().as_secs_f64());
@@ -458,7 +478,11 @@ impl Probe {
         if let Some(c) = &self.cold {
             c.reachable(sent);
         }
-        if !reply.status.is_success() {
+        if row.grpc {
+            if let Err(why) = client::grpc::result(&reply) {
+                return self.count(m, RowResult::Error, &why);
+            }
+        } else if !reply.status.is_success() {
             return self.count(m, RowResult::Error, &format!("status {}", reply.status));
         }
         let answer = match answer::read(

@@ -44,6 +44,8 @@ pub fn traffic() -> HttpClient {
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// The trailers, if any (a gRPC call's `grpc-status` is there); empty otherwise.
+    pub trailers: HeaderMap,
     pub body: Bytes,
 }
 
@@ -76,7 +78,7 @@ pub async fn send(
             }
         })?;
         let (parts, body) = resp.into_parts();
-        let body = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX))
+        let collected = Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX))
             .collect()
             .await
             .map_err(|e| {
@@ -85,12 +87,13 @@ pub async fn send(
                 } else {
                     SendError::Other(e.to_string())
                 }
-            })?
-            .to_bytes();
+            })?;
+        let trailers = collected.trailers().cloned().unwrap_or_default();
         Ok(Reply {
             status: parts.status,
             headers: parts.headers,
-            body,
+            trailers,
+            body: collected.to_bytes(),
         })
     };
     tokio::time::timeout(timeout, exchange)

@@ -140,6 +140,8 @@ struct Job {
     live: Answer,
     inputs: Option<Inputs>,
     targets: Vec<usize>,
+    /// A gRPC call (`content-type: application/grpc*`): replayed over h2c.
+    grpc: bool,
 }
 
 enum Backend {
@@ -149,6 +151,8 @@ enum Backend {
 
 struct HttpBackend {
     client: HttpClient,
+    /// For replays of gRPC calls (HTTP/2 with prior knowledge).
+    h2c: HttpClient,
     base: String,
     headers: HeaderMap,
     max_body: u64,
@@ -222,6 +226,7 @@ impl Shadow {
         };
         let metrics = ShadowMetrics::register(registry, accuracy, latency_buckets)?;
         let http = client::new(connect_timeout);
+        let h2c = client::grpc::h2c(connect_timeout);
         let mut targets = Vec::new();
         let mut sampled: HashMap<String, Vec<(usize, f64, bool)>> = HashMap::new();
         for (i, t) in s.targets.iter().enumerate() {
@@ -235,6 +240,7 @@ impl Shadow {
                 }
                 _ => Backend::Http(Box::new(HttpBackend {
                     client: http.clone(),
+                    h2c: h2c.clone(),
                     base: t.url.trim_end_matches('/').to_string(),
                     headers: client::headers(
                         &format!("shadow.targets[{i}]"),
@@ -325,12 +331,12 @@ impl CaptureHook for ShadowHook {
         };
         let ex = seen.exchange;
         let hash = request_hash(ex.path, ex.request);
-        // A gRPC call cannot be replayed as an HTTP/1.1 request: HTTP targets skip it (ONNX
-        // targets take its decoded inputs like any other).
+        // A gRPC call is replayed to HTTP targets as the same call over h2c (the target is
+        // then a gRPC endpoint); ONNX targets take its decoded inputs like any other.
         let grpc = crate::metrics::is_grpc(&c.request_headers);
         let chosen: Vec<usize> = targets
             .iter()
-            .filter(|(_, ratio, http)| !(grpc && *http) && sampled(hash, *ratio))
+            .filter(|(_, ratio, _)| sampled(hash, *ratio))
             .map(|(i, _, _)| *i)
             .collect();
         if chosen.is_empty() {
@@ -350,6 +356,10 @@ impl CaptureHook for ShadowHook {
                 headers.insert(name, v.clone());
             }
         }
+        // A gRPC body's compressed messages are replayed as they came, with their encoding.
+        if let Some(v) = c.request_headers.get("grpc-encoding").filter(|_| grpc) {
+            headers.insert("grpc-encoding", v.clone());
+        }
         if let Some(v) = c
             .request_headers
             .get(crate::protocol::kserve_v2::HEADER_LENGTH)
@@ -368,6 +378,7 @@ impl CaptureHook for ShadowHook {
             },
             inputs: inference.inputs.clone(),
             targets: chosen,
+            grpc,
         };
         if let Err(e) = self.tx.try_send(job) {
             let job = match e {
@@ -476,6 +487,7 @@ impl Target {
             Backend::Http(b) => {
                 let HttpBackend {
                     client,
+                    h2c,
                     base,
                     headers,
                     max_body,
@@ -494,14 +506,21 @@ impl Target {
                 for (k, v) in headers {
                     h.insert(k, v.clone());
                 }
+                if job.grpc {
+                    h.remove(header::ACCEPT);
+                    client::grpc::request_headers(h);
+                }
                 let request_headers = h.clone();
                 // The target's timeout wraps this whole future (and counts as `timeout`); the
                 // client's own, a little later, is only a backstop.
                 let backstop = self.timeout + Duration::from_secs(1);
-                let reply = client::send(client, req, backstop, *max_body)
+                let http = if job.grpc { h2c } else { client };
+                let reply = client::send(http, req, backstop, *max_body)
                     .await
                     .map_err(|e| e.to_string())?;
-                if !reply.status.is_success() {
+                if job.grpc {
+                    client::grpc::result(&reply)?;
+                } else if !reply.status.is_success() {
                     return Err(format!("status {}", reply.status));
                 }
                 answer::read(
