@@ -124,47 +124,15 @@ async fn an_engine_endpoint_that_is_down_is_counted_and_never_fatal() {
     sc.shutdown().await;
 }
 
-const MLSERVER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mlserver_iris.py");
-
 /// A real MLServer's own metrics endpoint: after inferences through the sidecar, the normalised
 /// compute seconds equal the `model_infer_request_duration_sum` MLServer itself reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mlserver_metrics_endpoint_feeds_compute_seconds() {
-    use std::process::{Command, Stdio};
     let python = peers_python(&["mlserver", "mlserver_sklearn", "sklearn"]);
     let dir = tempfile::tempdir().unwrap();
-    let (http_port, grpc_port, metrics_port) = (free_port(), free_port(), free_port());
-    let setup = Command::new(&python)
-        .arg(MLSERVER_SCRIPT)
-        .arg("setup")
-        .arg(dir.path())
-        .args([http_port, grpc_port, metrics_port].map(|p| p.to_string()))
-        .output()
-        .unwrap();
-    assert!(
-        setup.status.success(),
-        "{}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
-    let log_path = dir.path().join("mlserver.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut server = KillOnDrop(
-        Command::new(python.with_file_name("mlserver"))
-            .args(["start", "."])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    let direct = format!("http://127.0.0.1:{http_port}");
-    wait_mlserver_ready(
-        &format!("{direct}/v2/models/iris/ready"),
-        &mut server,
-        &log_path,
-    )
-    .await;
+    let mlserver = start_mlserver_iris(&python, dir.path()).await;
+    let metrics_port = mlserver.metrics_port;
+    let direct = mlserver.url();
 
     let mut cfg = test_config(&direct);
     let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");

@@ -6,14 +6,12 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use http::Request;
 use http_body_util::BodyExt;
 use support::*;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mlserver_iris.py");
 /// uvicorn's `timeout_keep_alive` default, which MLServer keeps.
 const SERVER_KEEP_ALIVE_SECS: f64 = 5.0;
 const LANES: usize = 30;
@@ -77,39 +75,8 @@ async fn lanes(direct: &str, pool_idle_secs: f64) -> (Vec<u16>, f64) {
 async fn clients_pausing_for_the_servers_keep_alive_see_no_errors() {
     let python = peers_python(&["mlserver", "mlserver_sklearn", "sklearn"]);
     let dir = tempfile::tempdir().unwrap();
-    let (http_port, grpc_port, metrics_port) = (free_port(), free_port(), free_port());
-    let setup = Command::new(&python)
-        .arg(SCRIPT)
-        .arg("setup")
-        .arg(dir.path())
-        .args([http_port, grpc_port, metrics_port].map(|p| p.to_string()))
-        .output()
-        .unwrap();
-    assert!(
-        setup.status.success(),
-        "model set-up failed:\n{}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
-    let log_path = dir.path().join("mlserver.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mlserver = python.with_file_name("mlserver");
-    let mut server = KillOnDrop(
-        Command::new(&mlserver)
-            .args(["start", "."])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", mlserver.display())),
-    );
-    let direct = format!("http://127.0.0.1:{http_port}");
-    wait_mlserver_ready(
-        &format!("{direct}/v2/models/iris/ready"),
-        &mut server,
-        &log_path,
-    )
-    .await;
+    let mlserver = start_mlserver_iris(&python, dir.path()).await;
+    let direct = mlserver.url();
 
     // The default (4 s): idle connections are dropped before the server's 5 s. And a pool that
     // outlives the server's keep-alive, so requests meet connections the server is closing.
@@ -125,5 +92,5 @@ async fn clients_pausing_for_the_servers_keep_alive_see_no_errors() {
         assert_eq!(statuses.len(), LANES * ROUNDS);
         assert_eq!(failed, 0, "{name}: statuses {statuses:?}");
     }
-    drop(server);
+    drop(mlserver);
 }

@@ -5,7 +5,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use http::Request;
 use http_body_util::BodyExt;
@@ -23,39 +23,8 @@ async fn mlserver_iris_through_the_sidecar_with_tritonclient() {
         "tritonclient.http",
     ]);
     let dir = tempfile::tempdir().unwrap();
-    let (http_port, grpc_port, metrics_port) = (free_port(), free_port(), free_port());
-    let setup = Command::new(&python)
-        .arg(SCRIPT)
-        .arg("setup")
-        .arg(dir.path())
-        .args([http_port, grpc_port, metrics_port].map(|p| p.to_string()))
-        .output()
-        .unwrap();
-    assert!(
-        setup.status.success(),
-        "model set-up failed:\n{}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
-    let log_path = dir.path().join("mlserver.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mlserver = python.with_file_name("mlserver");
-    let mut server = KillOnDrop(
-        Command::new(&mlserver)
-            .args(["start", "."])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", mlserver.display())),
-    );
-    let direct = format!("http://127.0.0.1:{http_port}");
-    wait_mlserver_ready(
-        &format!("{direct}/v2/models/iris/ready"),
-        &mut server,
-        &log_path,
-    )
-    .await;
+    let mlserver = start_mlserver_iris(&python, dir.path()).await;
+    let direct = mlserver.url();
 
     let mut cfg = test_config(&direct);
     cfg.proxy.routes = vec![RouteConfig {
@@ -150,5 +119,5 @@ async fn mlserver_iris_through_the_sidecar_with_tritonclient() {
     assert_eq!(resp.status(), 200);
     resp.into_body().collect().await.unwrap();
     sc.shutdown().await;
-    drop(server);
+    drop(mlserver);
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use inferwatch::routes::config::{Protocol, RouteConfig};
 
@@ -66,37 +66,6 @@ pub async fn start_mlserver(
     python: &std::path::Path,
     dir: &std::path::Path,
 ) -> (KillOnDrop, u16, u16) {
-    let (http_port, grpc_port, metrics_port) = (free_port(), free_port(), free_port());
-    let setup = Command::new(python)
-        .arg(SETUP)
-        .arg("setup")
-        .arg(dir)
-        .args([http_port, grpc_port, metrics_port].map(|p| p.to_string()))
-        .output()
-        .unwrap();
-    assert!(
-        setup.status.success(),
-        "model set-up failed:\n{}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
-    let log_path = dir.join("mlserver.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mlserver = python.with_file_name("mlserver");
-    let mut server = KillOnDrop(
-        Command::new(&mlserver)
-            .args(["start", "."])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}", mlserver.display())),
-    );
-    wait_mlserver_ready(
-        &format!("http://127.0.0.1:{http_port}/v2/models/iris/ready"),
-        &mut server,
-        &log_path,
-    )
-    .await;
-    (server, http_port, grpc_port)
+    let m = start_mlserver_iris(python, dir).await;
+    (m.server, m.http_port, m.grpc_port)
 }

@@ -438,3 +438,65 @@ pub async fn wait_mlserver_ready(url: &str, server: &mut KillOnDrop, log: &std::
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// The iris model server script every MLServer test sets up (`tests/peers/mlserver_iris.py`).
+pub const MLSERVER_IRIS: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mlserver_iris.py");
+
+/// MLServer serving the iris classifier from its own folder, ready to answer.
+pub struct MlServerIris {
+    pub server: KillOnDrop,
+    pub http_port: u16,
+    pub grpc_port: u16,
+    pub metrics_port: u16,
+}
+
+impl MlServerIris {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+}
+
+/// Set up the iris model in `dir` (free ports for HTTP, gRPC and metrics), start MLServer there
+/// and wait until the model is ready; fail with its log otherwise.
+pub async fn start_mlserver_iris(python: &std::path::Path, dir: &std::path::Path) -> MlServerIris {
+    use std::process::{Command, Stdio};
+    let (http_port, grpc_port, metrics_port) = (free_port(), free_port(), free_port());
+    let setup = Command::new(python)
+        .arg(MLSERVER_IRIS)
+        .arg("setup")
+        .arg(dir)
+        .args([http_port, grpc_port, metrics_port].map(|p| p.to_string()))
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "model set-up failed:\n{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let log_path = dir.join("mlserver.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mlserver = python.with_file_name("mlserver");
+    let mut server = KillOnDrop(
+        Command::new(&mlserver)
+            .args(["start", "."])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", mlserver.display())),
+    );
+    wait_mlserver_ready(
+        &format!("http://127.0.0.1:{http_port}/v2/models/iris/ready"),
+        &mut server,
+        &log_path,
+    )
+    .await;
+    MlServerIris {
+        server,
+        http_port,
+        grpc_port,
+        metrics_port,
+    }
+}
