@@ -242,4 +242,34 @@ mod tests {
         assert!(a.confident && b.confident, "{a:?} {b:?}");
         assert!(!a.lower_bound);
     }
+
+    /// A light band whose p99 is over the SLO by a handful of requests (chance, not load) does
+    /// not decide the capacity; the first band surely over it does.
+    #[test]
+    fn a_band_over_by_chance_is_skipped() {
+        let mut steps = Steps::new();
+        let mut hist = Hists::new();
+        let fast = [(0.01, 1.0), (0.1, 1.0), (f64::INFINITY, 1.0)];
+        let blip = [(0.01, 0.98), (0.1, 0.98), (f64::INFINITY, 1.0)];
+        let slow = [(0.01, 0.0), (0.1, 0.0), (f64::INFINITY, 1.0)];
+        for t in 0..60i64 {
+            let q = 10.0 + t as f64 * 2.0;
+            let h = if q > 100.0 {
+                &slow
+            } else if (40.0..46.0).contains(&q) {
+                &blip
+            } else {
+                &fast
+            };
+            steps.insert(("a".to_string(), t * 1000), (q, 0.0));
+            hist.insert(
+                ("a".to_string(), t * 1000),
+                h.iter().map(|&(le, c)| (le, c * q)).collect(),
+            );
+        }
+        let out = judge(&steps, &hist, 0.05, 20, 1.0, 0, (0, 59_000));
+        let c = out[0].capacity_qps.unwrap();
+        assert!((c / 100.0 - 1.0).abs() < 0.1, "{:?}", out[0]);
+        assert!(out[0].confident && !out[0].lower_bound, "{:?}", out[0]);
+    }
 }
