@@ -7,13 +7,12 @@
 mod bench_support;
 mod support;
 
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bench_support::{config, SERIAL};
+use bench_support::{config, Prometheus, SERIAL};
 use inferwatch::bench::capacity::CapacityReport;
 use inferwatch::bench::sweep::SweepResult;
 use inferwatch::bench::{run_bench, Scenario};
@@ -21,14 +20,6 @@ use inferwatch::energy::config::SourceMode;
 use support::{full, test_config, Sidecar, Upstream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_inferwatch");
-const PROMETHEUS: &str = "/usr/bin/prometheus";
-
-fn need(path: &str, what: &str) {
-    assert!(
-        Path::new(path).exists(),
-        "{path} is missing ({what}): run scripts/install-peers.sh"
-    );
-}
 
 fn chromium() -> &'static str {
     for c in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
@@ -208,65 +199,6 @@ impl Rapl {
     }
 }
 
-/// A Prometheus server on loopback scraping `target` every second; killed on drop.
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    async fn start(target: &str) -> Self {
-        need(PROMETHEUS, "Debian prometheus");
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sidecar\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
-        let port = StdListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(PROMETHEUS)
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        let ready = format!("{url}/-/ready");
-        let client = inferwatch::bench::client::http_client();
-        assert_eventually!(
-            inferwatch::bench::scrape::get_text(&client, &ready)
-                .await
-                .is_ok(),
-            Duration::from_secs(30)
-        );
-        Self {
-            child,
-            url,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -300,7 +232,7 @@ async fn report_from_prometheus_matches_the_bench() {
     cfg.energy.interval_secs = 0.05;
     cfg.energy.window_secs = 5.0;
     let sc = Sidecar::start(cfg).await;
-    let prom = Prometheus::start(&sc.admin_addr.to_string()).await;
+    let prom = Prometheus::start(&[sc.admin_addr.to_string()]).await;
 
     // 12 s of Poisson load at 40 qps through the sidecar.
     let mut c = config(&sc.url("/v2/models/m/infer"), Scenario::Server);

@@ -1,6 +1,7 @@
 //! `inferwatch demo` end to end, the real binary as a user runs it (stdout a pipe, so plain
 //! lines): no alarm before the drift once the charts monitor, at least one SPC alarm after it,
-//! a scrape `promtool check metrics` accepts, and exit 0 on SIGINT.
+//! the chi-square drift alarm on predicted classes and NaN inputs (none before) after it, a
+//! scrape `promtool check metrics` accepts, and exit 0 on SIGINT.
 
 mod support;
 
@@ -158,6 +159,12 @@ async fn alarms_fire_after_the_drift_and_sigint_exits_zero() {
         output(&lines)
     );
     assert!(before.sum("inferwatch_requests_total", &[("route", "infer")]) > 100.0);
+    // Missing measurements only come with the drift.
+    assert_eq!(
+        before.sum("inferwatch_input_anomalies_total", &[]),
+        0.0,
+        "input anomalies before the drift"
+    );
     assert!(before.sum("inferwatch_probes_total", &[("result", "correct")]) > 0.0);
     assert_eq!(
         before.sum("inferwatch_probes_total", &[("result", "incorrect")]),
@@ -194,6 +201,28 @@ async fn alarms_fire_after_the_drift_and_sigint_exits_zero() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
+    // After the drift: the chi-square test on the predicted classes alarms, and the missing
+    // measurements are counted as NaN inputs.
+    let class = [("signal", "class:infer")];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let drift_scrape = loop {
+        let s = Scrape::parse(&get(&metrics).await.1);
+        if s.sum("inferwatch_drift_alarm", &class) == 1.0
+            && s.sum("inferwatch_input_anomalies_total", &[("kind", "nan")]) > 0.0
+        {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no chi-square drift alarm or NaN inputs after the drift: alarm {}, p {}, nan {}\n{}",
+            s.sum("inferwatch_drift_alarm", &class),
+            s.sum("inferwatch_drift_chi_square_p_value", &class),
+            s.sum("inferwatch_input_anomalies_total", &[("kind", "nan")]),
+            output(&lines)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(drift_scrape.sum("inferwatch_drift_chi_square_p_value", &class) < 0.01);
     let drifted_at = seen(&lines, "drift injected").expect("the drift was announced");
     assert!(
         scraped_at <= drifted_at,

@@ -144,7 +144,7 @@ pub struct RouteCapacity {
     pub p99_at_peak_secs: Option<f64>,
     pub joules_per_inference: Option<f64>,
     pub bands: Vec<Band>,
-    /// Highest per-replica QPS observed within the SLO before the first band that breaks it.
+    /// Highest per-replica QPS observed within the SLO before the first band surely over it.
     pub capacity_qps_per_replica: Option<f64>,
     /// No band broke the SLO: the real capacity is at least this, possibly more.
     pub capacity_is_lower_bound: bool,

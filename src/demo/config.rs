@@ -1,7 +1,8 @@
 //! The sidecar config the demo runs with, built in code from `Config::default()` and checked by
 //! the same validation as a config file: one KServe V2 route, a canary golden set, an ONNX
-//! shadow, SPC charts on canary accuracy, shadow agreement and confidence, a drift test on petal
-//! length, and every energy source with the demo's own process named for the estimate.
+//! shadow, SPC charts on canary accuracy, shadow agreement and confidence, drift tests on petal
+//! length and on the predicted classes (chi-square), and every energy source with the demo's
+//! own process named for the estimate.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -153,12 +154,18 @@ pub fn build(i: &Inputs<'_>) -> Config {
             )
         },
     ];
-    cfg.quality.drift = vec![DriftConfig {
-        signal: format!("feature_{DRIFT_FEATURE}:{ROUTE}"),
+    let drift = |signal: String, categorical: bool| DriftConfig {
+        signal,
+        categorical,
         reference_size: i.plan.drift_reference,
         window_size: i.plan.drift_window,
         ..DriftConfig::default()
-    }];
+    };
+    cfg.quality.drift = vec![
+        drift(format!("feature_{DRIFT_FEATURE}:{ROUTE}"), false),
+        // The classifier's own drift signal: the share of each predicted class, by chi-square.
+        drift(format!("class:{ROUTE}"), true),
+    ];
 
     // Every source this host has (NVML, RAPL), and the estimate where neither is readable: the
     // model server runs inside this process, so the process is what the estimate charges.

@@ -59,13 +59,32 @@ pub fn sample(rows: &[Row], drifted: bool, rng: &mut impl Rng) -> [f32; FEATURES
     x
 }
 
-/// The KServe V2 request body for a batch of rows.
+/// Share of requests after the drift with a missing measurement (sent as `"NaN"`): the broken
+/// sensor or failed join upstream that often comes with a drift, so the sidecar's input-anomaly
+/// counter has something to count.
+pub const MISSING_SHARE: f64 = 0.05;
+
+/// After the drift, now and then a measurement goes missing (NaN, as clients encode a null).
+pub fn maybe_missing(x: &mut [f32; FEATURES], drifted: bool, rng: &mut impl Rng) {
+    if drifted && rng.gen_bool(MISSING_SHARE) {
+        x[rng.gen_range(0..FEATURES)] = f32::NAN;
+    }
+}
+
+/// The KServe V2 request body for a batch of rows; NaN is sent as the string `"NaN"` (JSON has
+/// no NaN; the Open Inference Protocol's JSON clients write it so).
 pub fn request_body(batch: &[[f32; FEATURES]]) -> serde_json::Value {
-    let data: Vec<f64> = batch
+    let data: Vec<serde_json::Value> = batch
         .iter()
         .flatten()
         // Two decimals: what a client serialising centimetres would send.
-        .map(|v| (f64::from(*v) * 100.0).round() / 100.0)
+        .map(|v| {
+            if v.is_nan() {
+                serde_json::json!("NaN")
+            } else {
+                serde_json::json!((f64::from(*v) * 100.0).round() / 100.0)
+            }
+        })
         .collect();
     serde_json::json!({
         "inputs": [{
@@ -108,5 +127,7 @@ mod tests {
         let v = request_body(&[[5.1, 3.5, 1.4, 0.2]]);
         assert_eq!(v["inputs"][0]["shape"], serde_json::json!([1, 4]));
         assert_eq!(v["inputs"][0]["data"][2], serde_json::json!(1.4));
+        let v = request_body(&[[5.1, f32::NAN, 1.4, 0.2]]);
+        assert_eq!(v["inputs"][0]["data"][1], serde_json::json!("NaN"));
     }
 }

@@ -253,11 +253,20 @@ pub fn parse_request(body: &[u8]) -> Result<(Option<Value>, Vec<f32>, usize), St
     Ok((v.get("id").cloned(), x, rows))
 }
 
+/// Per-feature means of the iris data: what a missing (`"NaN"`) measurement is imputed with,
+/// as serving pipelines with a mean imputer do, so the request is answered (and its NaN counted
+/// by the sidecar) rather than refused.
+const IMPUTE: [f32; FEATURES] = [5.84, 3.06, 3.76, 1.20];
+
 fn flatten(v: &Value, out: &mut Vec<f32>) -> Result<(), String> {
     match v {
         Value::Array(items) => items.iter().try_for_each(|i| flatten(i, out)),
         Value::Number(n) => {
             out.push(n.as_f64().ok_or("not a number")? as f32);
+            Ok(())
+        }
+        Value::String(s) if s == "NaN" => {
+            out.push(IMPUTE[out.len() % FEATURES]);
             Ok(())
         }
         other => Err(format!("data holds a non-number: {other}")),
@@ -297,6 +306,8 @@ mod tests {
     fn rejects_what_is_not_rows_of_four() {
         let bad = br#"{"inputs":[{"name":"X","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}"#;
         assert!(parse_request(bad).unwrap_err().contains("rows of 4"));
+        let missing = br#"{"inputs":[{"data":[5.1,"NaN",1.4,0.2]}]}"#;
+        assert_eq!(parse_request(missing).unwrap().1[1], IMPUTE[1]);
         let lying =
             br#"{"inputs":[{"name":"X","shape":[2,4],"datatype":"FP32","data":[1,2,3,4]}]}"#;
         assert!(parse_request(lying).unwrap_err().contains("does not match"));

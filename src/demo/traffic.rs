@@ -44,7 +44,9 @@ pub async fn run(
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             continue;
         };
-        let x = iris::sample(&rows, drifted.load(Ordering::Relaxed), &mut rng);
+        let drifted = drifted.load(Ordering::Relaxed);
+        let mut x = iris::sample(&rows, drifted, &mut rng);
+        iris::maybe_missing(&mut x, drifted, &mut rng);
         let body = iris::request_body(&[x]).to_string();
         let req = Request::post(url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")

@@ -22,8 +22,8 @@ use crate::tap::{Capture, InspectionMetrics};
 /// regression values) for drift tests and control charts. Signal names are bounded: routes from
 /// config, models capped per route, features capped per route and model.
 ///
-/// Names: `confidence:{route}`, `value:{route}`, `feature_{j}:{route}` — the quality engine's
-/// `kind:route` form. Every model a route serves feeds the same signals (a route that serves
+/// Names: `confidence:{route}`, `value:{route}`, `feature_{j}:{route}`, `class:{route}` (the
+/// predicted class as an index, see [`class_index`]) — the quality engine's `kind:route` form. Every model a route serves feeds the same signals (a route that serves
 /// several models which should be charted apart is split into one route per model).
 pub trait SignalSink: Send + Sync {
     fn observe(&self, signal: &str, value: f64) {
@@ -124,6 +124,8 @@ struct RouteState {
     /// `[proxy.routes.slo]`, and its signal `goodput:{route}` (1 met, 0 missed or failed).
     slo: SloConfig,
     goodput_signal: String,
+    /// `class:{route}`: each predicted class as its index, for a chi-square drift test.
+    class_signal: String,
     /// OpenAI-compatible routes' output-quality signals.
     output: Option<OutputSignals>,
 }
@@ -171,6 +173,7 @@ impl Inspector {
                     per_model: HashMap::new(),
                     slo: r.slo,
                     goodput_signal: format!("goodput:{}", r.name),
+                    class_signal: format!("class:{}", r.name),
                     output: (r.protocol == Protocol::Openai)
                         .then(|| OutputSignals::new(&r.name, &r.output)),
                 };
@@ -363,6 +366,29 @@ impl Inspector {
     }
 }
 
+/// Class indices a `class:{route}` signal takes: the quality engine's categorical drift test
+/// keeps this many bins (`quality::drift_runtime::MAX_CLASSES`).
+pub const CLASS_BINS: u64 = 64;
+
+/// The index `class:{route}` carries for a predicted class, the same after a restart (a drift
+/// test's saved reference stays valid): its position in the route's `class_labels`, else the
+/// label itself when it is a number below [`CLASS_BINS`], else an FNV-1a hash of it modulo
+/// [`CLASS_BINS`] (names that collide share a bin: the test sees fewer classes, stays valid).
+pub fn class_index(class_labels: &[String], class: &str) -> f64 {
+    if let Some(k) = class_labels.iter().position(|l| l == class) {
+        return k as f64;
+    }
+    if let Ok(k) = class.parse::<u64>() {
+        if k < CLASS_BINS {
+            return k as f64;
+        }
+    }
+    let hash = class.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % CLASS_BINS) as f64
+}
+
 /// Record one decoded inference on its route's metrics and signals; returns its `model` label.
 fn record(
     route: &mut RouteState,
@@ -395,7 +421,13 @@ fn record(
     let confidence = m.confidence.with_label_values(&rm);
     for p in &inf.predictions {
         let class = match &p.class {
-            Some(c) => route.classes.label(c),
+            Some(c) => {
+                signals.observe(
+                    &route.class_signal,
+                    class_index(&route.rule.cfg.class_labels, c),
+                );
+                route.classes.label(c)
+            }
             None => NO_CLASS,
         };
         match per_class.iter_mut().find(|(c, _)| *c == class) {
@@ -526,4 +558,24 @@ fn record(
         }
     }
     model
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_index_is_stable_and_bounded() {
+        let labels = [
+            "setosa".to_string(),
+            "versicolor".into(),
+            "virginica".into(),
+        ];
+        assert_eq!(class_index(&labels, "virginica"), 2.0);
+        assert_eq!(class_index(&[], "7"), 7.0);
+        let hashed = class_index(&[], "cat");
+        assert_eq!(hashed, class_index(&[], "cat"));
+        assert!(hashed >= 0.0 && hashed < CLASS_BINS as f64);
+        assert!(class_index(&[], "1000") < CLASS_BINS as f64);
+    }
 }

@@ -1,6 +1,10 @@
-//! Upstreams with a controlled service time for the bench tests, on top of `tests/support`.
+//! Upstreams with a controlled service time for the bench tests, on top of `tests/support`, and
+//! a real Prometheus (Debian `prometheus`) to scrape sidecars for the report tests.
 #![allow(dead_code)]
 
+use std::net::TcpListener as StdListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,6 +13,7 @@ use inferwatch::bench::{BenchConfig, Scenario};
 use inferwatch::routes::config::Protocol;
 use tokio::time::Instant;
 
+use crate::assert_eventually;
 use crate::support::{full, Upstream};
 
 /// Serializes the timing-sensitive tests of one test binary: parallel runs on two cores would
@@ -58,4 +63,74 @@ pub fn config(url: &str, scenario: Scenario) -> BenchConfig {
     let mut c = BenchConfig::new(Target::parse(url).unwrap(), Protocol::Opaque, scenario);
     c.progress = false;
     c
+}
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// Fail clearly when a peer binary is missing.
+pub fn need(path: &str, what: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is missing ({what}): run scripts/install-peers.sh"
+    );
+}
+
+/// A Prometheus server on loopback scraping `targets` every second; killed on drop.
+pub struct Prometheus {
+    child: Child,
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    pub async fn start(targets: &[String]) -> Self {
+        need(PROMETHEUS, "Debian prometheus");
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sidecar\n    static_configs:\n      - targets: [{}]\n",
+                targets.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .unwrap();
+        let port = StdListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let ready = format!("{url}/-/ready");
+        let client = inferwatch::bench::client::http_client();
+        assert_eventually!(
+            inferwatch::bench::scrape::get_text(&client, &ready)
+                .await
+                .is_ok(),
+            Duration::from_secs(30)
+        );
+        Self {
+            child,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
