@@ -3,10 +3,11 @@
 # upstream, sampling inferwatch's RSS and open fds every --every seconds into a CSV, to show
 # that memory and descriptors stay flat. Not run in CI.
 #
-#   bench/soak.sh [--duration SECS] [--every SECS] [--out FILE]
+#   bench/soak.sh [--duration SECS] [--every SECS] [--out FILE] [--connections N] [--rate RPS]
 #
-# The mix, all at once: wrk keep-alive load at a steady rate (--rate, needs wrk2-style -R: plain
-# wrk runs closed-loop at full speed with --connections), curl loops of short-lived connections,
+# The mix, all at once: wrk keep-alive load over --connections (at about --rate requests/s in all:
+# each connection waits connections/rate between requests; --rate 0 runs wrk closed-loop at full
+# speed, which on a small shared machine measures the CPU more than the soak), curl loops of short-lived connections,
 # oversized headers (431), CONNECT and WebSocket upgrades (refused and counted), and scrapes of
 # /metrics. The upstream closes idle keep-alive connections after 2 s, so the pool's retry path
 # is exercised too. At the end: the first/last/max RSS and fds, and inferwatch's request counters.
@@ -19,13 +20,15 @@ DURATION=3600
 EVERY=10
 OUT=soak.csv
 CONNS=16
+RATE=200
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --every) EVERY=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --connections) CONNS=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --rate) RATE=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -77,6 +80,11 @@ wrk.method = "POST"
 wrk.body = '{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
+if [[ "$RATE" != 0 ]]; then
+  # wrk calls delay() before each request of a connection: CONNS connections, each one request per
+  # CONNS/RATE seconds, make RATE requests/s in all.
+  echo "function delay() return $((CONNS * 1000 / RATE)) end" >> "$WORK/post.lua"
+fi
 wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "$URL" > "$WORK/wrk.txt" 2>&1 & PIDS+=($!)
 END=$((SECONDS + DURATION))
 # Short-lived connections, refusals and scrapes, in the background until the end.
