@@ -17,13 +17,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::client::{self, HttpClient};
 use super::config::{BenchConfig, Scenario};
+use super::llm::arrival::Arrivals;
+use super::llm::record::{self, RequestRecord};
+use super::llm::saturation::{self, Saturation};
 use super::progress::Progress;
 use super::requests::RequestTemplate;
 use super::scrape;
@@ -35,6 +36,8 @@ struct Shared {
     client: HttpClient,
     cfg: BenchConfig,
     recs: Mutex<Vec<Rec>>,
+    /// OpenAI targets: each request read as the sidecar reads it.
+    llm: Mutex<Vec<RequestRecord>>,
     done: AtomicU64,
     /// Completed queries that failed or took longer than the p99 SLO.
     late: AtomicU64,
@@ -44,6 +47,48 @@ struct Shared {
 }
 
 impl Shared {
+    fn is_llm(&self) -> bool {
+        self.cfg.protocol == crate::routes::config::Protocol::Openai
+    }
+
+    /// Send query `i` and record it (`scheduled`: when it should have gone).
+    async fn query(&self, i: u64, scheduled: Instant) {
+        let o = client::send(
+            &self.client,
+            &self.cfg.target,
+            self.template(i),
+            self.cfg.timeout,
+            self.is_llm(),
+        )
+        .await;
+        if self.is_llm() {
+            self.record_llm(i, scheduled, &o);
+        }
+        self.record(scheduled, o);
+    }
+
+    fn record_llm(&self, i: u64, scheduled: Instant, o: &client::Observed) {
+        let tpl = self.template(i);
+        let uri = self.cfg.target.uri_for(tpl);
+        let path = match crate::protocol::openai::endpoint(uri.path()) {
+            Some(_) => uri.path(),
+            None => "/v1/chat/completions",
+        };
+        let n = self.cfg.requests.len() as u64;
+        let cx = record::Context {
+            index: i,
+            item: (i % n) as usize,
+            scheduled,
+            start: self.start,
+            path,
+            request: &tpl.body,
+            requested: self.cfg.workload.as_ref().map(|w| w.requested(i)),
+            slo: &self.cfg.slo,
+        };
+        let rec = record::observe(&cx, o);
+        self.llm.lock().expect("llm records lock").push(rec);
+    }
+
     fn record(&self, scheduled: Instant, o: client::Observed) {
         let at = |i: Instant| i.saturating_duration_since(self.start).as_secs_f64();
         let tpot = match (o.first_token, o.last_token) {
@@ -92,31 +137,46 @@ pub async fn run_bench(cfg: &BenchConfig) -> Result<RunSummary, BenchError> {
         w.stop_when_certain = false;
         let _ = execute(&client, &w, "warmup").await;
     }
-    let (recs, stopped) = execute(&client, cfg, "measure").await;
+    let (recs, llm, saturation, stopped) = execute(&client, cfg, "measure").await;
     let mut summary = summarize(cfg, recs);
+    if cfg.protocol == crate::routes::config::Protocol::Openai {
+        summary.llm_figures(cfg, llm, saturation);
+    }
     if let Some(why) = stopped {
         summary.valid = false;
         summary.reasons.push(format!("stopped early: {why}"));
         summary.stopped_early = Some(why);
     }
     if let Some(url) = &cfg.sidecar_metrics {
-        summary.energy = scrape::energy(&client, url).await.ok();
+        if let Ok(text) = scrape::get_text(&client, url).await {
+            let samples = scrape::parse_text(&text);
+            summary.energy = Some(scrape::energy_from(&samples));
+            if let Some(l) = summary.llm.as_mut() {
+                l.joules_per_output_token = saturation::joules_per_output_token(&samples);
+            }
+        }
     }
     Ok(summary)
 }
 
-/// Issue the queries of one phase and return their records, and why it stopped early if it did.
-async fn execute(
-    client: &HttpClient,
-    cfg: &BenchConfig,
-    phase: &str,
-) -> (Vec<Rec>, Option<String>) {
+/// What one phase recorded: its queries, their LLM records (OpenAI targets), the engine's
+/// saturation while it ran, and why it stopped early if it did.
+type Phase = (
+    Vec<Rec>,
+    Vec<RequestRecord>,
+    Option<Saturation>,
+    Option<String>,
+);
+
+/// Issue the queries of one phase and return what they recorded.
+async fn execute(client: &HttpClient, cfg: &BenchConfig, phase: &str) -> Phase {
     // A small lead so the first scheduled query is not already late when the loop starts.
     let start = Instant::now() + Duration::from_millis(5);
     let shared = Arc::new(Shared {
         client: client.clone(),
         cfg: cfg.clone(),
         recs: Mutex::new(Vec::new()),
+        llm: Mutex::new(Vec::new()),
         done: AtomicU64::new(0),
         late: AtomicU64::new(0),
         stopped: Mutex::new(None),
@@ -136,17 +196,32 @@ async fn execute(
             shared.clone_counter(),
         )
     });
+    // The engine's saturation is sampled while the queries run (after, its queue is empty).
+    let source = match (&cfg.engine_metrics, &cfg.sidecar_metrics) {
+        _ if !shared.is_llm() => None,
+        (Some(u), _) => Some(saturation::Source::Engine(u.clone())),
+        (None, Some(u)) => Some(saturation::Source::Sidecar(u.clone())),
+        (None, None) => None,
+    };
+    let (stop_watch, stopped_rx) = tokio::sync::watch::channel(false);
+    let watcher = source.map(|s| tokio::spawn(saturation::watch(client.clone(), s, stopped_rx)));
     match cfg.scenario {
         Scenario::Server => server(&shared).await,
         Scenario::SingleStream => single_stream(&shared).await,
         Scenario::Offline => offline(&shared).await,
     }
+    let _ = stop_watch.send(true);
+    let sat = match watcher {
+        Some(w) => w.await.ok(),
+        None => None,
+    };
     if let Some(p) = progress {
         p.finish().await;
     }
     let recs = std::mem::take(&mut *shared.recs.lock().expect("records lock"));
+    let llm = std::mem::take(&mut *shared.llm.lock().expect("llm records lock"));
     let stopped = shared.stopped.lock().expect("stopped lock").take();
-    (recs, stopped)
+    (recs, llm, sat, stopped)
 }
 
 /// Whether a server run's p99 is already certain to be over the SLO: more than 1% of all the
@@ -167,6 +242,9 @@ pub fn most_queries(duration_secs: f64, qps: f64, min_queries: u64) -> f64 {
 fn label(cfg: &BenchConfig) -> String {
     match cfg.scenario {
         Scenario::Server => format!("server @ {:.1} qps", cfg.qps),
+        Scenario::Offline if cfg.protocol == crate::routes::config::Protocol::Openai => {
+            format!("closed loop, {} users", cfg.concurrency())
+        }
         s => s.as_str().to_string(),
     }
 }
@@ -180,7 +258,7 @@ impl Shared {
 
 async fn server(shared: &Arc<Shared>) {
     let cfg = &shared.cfg;
-    let mut rng = SmallRng::seed_from_u64(cfg.seed);
+    let mut arrivals = Arrivals::new(cfg.arrival, cfg.qps, cfg.seed);
     let slots = Arc::new(Semaphore::new(cfg.concurrency()));
     let mut tasks = tokio::task::JoinSet::new();
     let mut t = 0.0f64;
@@ -193,9 +271,7 @@ async fn server(shared: &Arc<Shared>) {
     let mut recent: std::collections::VecDeque<f64> = std::collections::VecDeque::new();
     let mut aged = 0u64;
     loop {
-        // Exponential inter-arrival times make a Poisson process; 1 - u keeps ln away from 0.
-        let u: f64 = rng.gen();
-        t += -(1.0 - u).ln() / cfg.qps;
+        t += arrivals.next_gap();
         if t >= run_for && i >= cfg.min_queries {
             break;
         }
@@ -229,9 +305,7 @@ async fn server(shared: &Arc<Shared>) {
         let idx = i;
         tasks.spawn(async move {
             let _slot = slots.acquire_owned().await;
-            let tpl = s.template(idx);
-            let o = client::send(&s.client, &s.cfg.target, tpl, s.cfg.timeout).await;
-            s.record(scheduled, o);
+            s.query(idx, scheduled).await;
         });
         i += 1;
         // Reap finished tasks as we go so the set does not grow with the run's length.
@@ -248,8 +322,7 @@ async fn single_stream(shared: &Arc<Shared>) {
         if now.saturating_duration_since(shared.start) >= cfg.duration && i >= cfg.min_queries {
             break;
         }
-        let o = client::send(&shared.client, &cfg.target, shared.template(i), cfg.timeout).await;
-        shared.record(now, o);
+        shared.query(i, now).await;
         i += 1;
     }
 }
@@ -269,8 +342,7 @@ async fn offline(shared: &Arc<Shared>) {
                 {
                     break;
                 }
-                let o = client::send(&s.client, &s.cfg.target, s.template(i), s.cfg.timeout).await;
-                s.record(now, o);
+                s.query(i, now).await;
             }
         });
     }
