@@ -402,3 +402,55 @@ async fn a_stalled_stream_shows_in_the_open_loop_ttft_p99_and_hides_from_a_close
     // ... and its p99 does not show it.
     assert!(ttft.p99 < STALL / 2.0, "closed-loop TTFT p99 {}", ttft.p99);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_sweep_answers_with_its_highest_goodput_step() {
+    let _serial = SERIAL.lock().await;
+    let llm = LlamaCpp::start_with(&["--interrupt_requests", "False"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = inferwatch(
+        [
+            "bench",
+            &llm.url(),
+            "--protocol=openai",
+            "--input-tokens=8",
+            "--output-tokens=4",
+            "--sweep-concurrency=1,2",
+            "--duration=0",
+            "--min-queries=3",
+            // Generous: every step passes, so the answer is the higher goodput of the two.
+            "--slo-e2e=120s",
+            "--json",
+            "--quiet",
+            &format!("--out={}", dir.path().display()),
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["over"], "concurrency");
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2);
+    let goodput: Vec<f64> = steps
+        .iter()
+        .map(|s| s["summary"]["llm"]["goodput_rps"].as_f64().unwrap())
+        .collect();
+    for (s, users) in steps.iter().zip([1, 2]) {
+        assert_eq!(s["concurrency"], users);
+        assert_eq!(s["passed"], true, "{s}");
+        assert_eq!(s["summary"]["llm"]["slo_results"]["met"], 3);
+    }
+    let best = &v["best_goodput"];
+    let want = if goodput[1] > goodput[0] { 1 } else { 0 };
+    assert_eq!(best["step"], want, "{best} vs {goodput:?}");
+    assert_eq!(best["goodput_rps"].as_f64(), Some(goodput[want]));
+    for f in ["requests-step0.jsonl", "requests-step1.jsonl"] {
+        assert_eq!(jsonl(&dir.path().join(f)).len(), 3, "{f}");
+    }
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("Goodput vs load") && html.contains("concurrent users"));
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("Highest goodput within the SLO"), "{md}");
+}

@@ -30,7 +30,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "server", value_parser = ["server", "single-stream", "offline"])]
     scenario: String,
     /// Payload protocol of the target: picks the default request body, and `openai` turns on
-    /// TTFT/TPOT measurement of streamed (SSE) responses. `kserve_v2_grpc` speaks the Open
+    /// token workloads and figures (see the LLM section below: synthetic or dataset prompts,
+    /// TTFT, ITL, TPOT, token throughput, goodput). `kserve_v2_grpc` speaks the Open
     /// Inference Protocol's gRPC API over h2c: the URL's path names the model
     /// (http://host:8081/iris), queries are `ModelInfer` calls, a non-OK grpc-status fails one.
     #[arg(long, default_value = "opaque", value_parser = ["kserve_v2", "kserve_v2_grpc", "openai", "tfserving", "json", "opaque"])]
@@ -57,7 +58,8 @@ pub struct BenchArgs {
     concurrency_limit: Option<usize>,
     /// JSON Lines file of queries, cycled in order. Each line is a JSON body POSTed to the URL,
     /// or a record {"method","path","body","headers"} ("path" replaces the URL's path, a string
-    /// "body" is sent as-is). Without it: a small valid body for --protocol (GET for opaque).
+    /// "body" is sent as-is). Without it: a small valid body for --protocol (GET for opaque);
+    /// for openai, the synthetic or --dataset workload.
     #[arg(long)]
     requests: Option<PathBuf>,
     /// p99 latency SLO (e.g. 50ms): the run is VALID only if its p99 is within it and early
@@ -78,11 +80,16 @@ pub struct BenchArgs {
     #[arg(long, default_value = "60s")]
     timeout: String,
     /// A sidecar's /metrics URL (e.g. http://127.0.0.1:9464/metrics): after each run, joules
-    /// per inference are read from it when an energy source is up.
+    /// per inference (and per output token, openai) are read from it when an energy source is
+    /// up; for openai without --engine-metrics, its inferwatch_engine_* gauges give the
+    /// engine's saturation during each run.
     #[arg(long)]
     sidecar_metrics: Option<String>,
     /// Search the highest server-scenario QPS whose p99 meets --slo-p99: bracketing from --qps,
-    /// then bisection; each step runs --duration and at least 662 queries.
+    /// then bisection; each step runs --duration and at least 662 queries. For openai the
+    /// token SLOs judge steps too (--slo-ttft/--slo-tpot/--slo-e2e with --slo-attainment,
+    /// --slo-ttft-p99, --slo-tpot-p99; --slo-p99 optional) and the answer is the passing step
+    /// with the highest goodput.
     #[arg(long)]
     sweep: bool,
     /// Sweep: lowest rate tried before giving up.
@@ -128,8 +135,8 @@ pub struct LlmArgs {
     #[arg(long, default_value = "128")]
     input_tokens: String,
     /// Wanted output length in tokens: MEAN[,STDDEV[,MIN[,MAX]]]; sent as max_tokens, and as
-    /// min_tokens with ignore_eos so servers that honour them (vLLM, llama.cpp's min_tokens)
-    /// answer exactly that long.
+    /// min_tokens with ignore_eos so servers that honour them (vLLM; llama-cpp-python honours
+    /// min_tokens) answer exactly that long.
     #[arg(long, default_value = "64")]
     output_tokens: String,
     /// The request's "model" field (default: the first model the server lists at /v1/models).

@@ -1,7 +1,7 @@
 //! The scenarios and one run's summary.
 //!
-//! - `server`: open loop. Arrival times are drawn up front from a Poisson process at `--qps`
-//!   (seeded), each query is sent at its time whether or not earlier ones have answered, and its
+//! - `server`: open loop. Arrival times are drawn from the `--arrival` process at `--qps`
+//!   (Poisson by default, gamma or constant; seeded: [`super::llm::arrival`]), each query is sent at its time whether or not earlier ones have answered, and its
 //!   latency runs from the *scheduled* time. A stalled server therefore shows up in every query
 //!   that should have been sent during the stall (a closed-loop client would just wait, send
 //!   fewer queries and report a clean tail: coordinated omission). A `--concurrency-limit` caps
@@ -10,6 +10,12 @@
 //!   figure of merit is p90 (MLPerf's choice for this scenario).
 //! - `offline`: as many queries as `--concurrency-limit` allows, always kept full; the figure of
 //!   merit is throughput. Latency is measured from each query's own send.
+//!   `--concurrency N` (OpenAI targets) is this loop: N users, each sending its next request
+//!   when its last one finished.
+//!
+//! OpenAI targets: each response's chunks are kept with their arrival times and read, once the
+//! query is done, with the live path's adapter ([`super::llm::record`]); the engine's
+//! saturation is sampled while the queries run ([`super::llm::saturation`]).
 //!
 //! Every run lasts at least `--duration` and at least `--min-queries` queries (as LoadGen's
 //! min duration and min query count), after an optional `--warmup` whose results are dropped.
