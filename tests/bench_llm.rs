@@ -1,7 +1,9 @@
 //! `inferwatch bench --protocol openai` token workloads: against the real llama.cpp server
 //! (synthetic lengths honoured as the server counts them, goodput equal to a client-side
-//! classification of the same requests, a ShareGPT file replayed), bad datasets refused with
-//! the line named, and coordinated omission for streams (a scripted upstream that stalls).
+//! classification of the same requests, a ShareGPT file replayed, a concurrency sweep's
+//! answer), bad datasets refused with the line named; with scripted upstreams (properties of
+//! the client): coordinated omission for streams (an upstream that stalls), and the engine's
+//! saturation sampled while a run goes.
 
 mod bench_support;
 mod support;
@@ -453,4 +455,61 @@ async fn a_concurrency_sweep_answers_with_its_highest_goodput_step() {
     assert!(html.contains("Goodput vs load") && html.contains("concurrent users"));
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(md.contains("Highest goodput within the SLO"), "{md}");
+}
+
+/// A `/metrics` endpoint serving fixed text (the exposition a sidecar or an engine writes).
+async fn metrics_endpoint(text: String) -> support::Upstream {
+    support::Upstream::start(move |_req| {
+        let text = text.clone();
+        async move { http::Response::new(full(text)) }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturation_is_sampled_during_the_run_and_energy_per_token_read_after_it() {
+    let _serial = SERIAL.lock().await;
+    let up = stalling_stream((Duration::from_secs(3600), Duration::ZERO)).await;
+    // The engine's own metrics (vLLM's names, the fixture the engine tests use).
+    let vllm = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/engine/vllm.prom"
+    ))
+    .unwrap();
+    let engine = metrics_endpoint(vllm).await;
+    let mut c = openai_config(&up.url(), Scenario::Offline);
+    c.concurrency_limit = Some(2);
+    c.duration = Duration::from_millis(1500);
+    c.engine_metrics = Some(format!("{}/metrics", engine.url()));
+    let r = run_bench(&c).await.unwrap();
+    let s = r.llm.unwrap().saturation.unwrap();
+    // Sampled each second while the run went: at its start and at least once more.
+    assert!(s.samples >= 2 && s.failed_samples == 0, "{s:?}");
+    assert_eq!(
+        (s.waiting_max, s.running_max, s.kv_cache_usage_max),
+        (Some(7.0), Some(15.0), Some(0.93))
+    );
+    assert!(s.source.starts_with("engine "));
+
+    // A sidecar's scrape: its normalised engine gauges, and J per output token.
+    let sidecar = metrics_endpoint(
+        "inferwatch_engine_requests_waiting{engine=\"llamacpp\"} 2\n\
+         inferwatch_engine_requests_running{engine=\"llamacpp\"} 1\n\
+         inferwatch_engine_kv_cache_usage_ratio{engine=\"llamacpp\"} 0.5\n\
+         inferwatch_energy_source_up{source=\"estimate\"} 1\n\
+         inferwatch_energy_per_output_token_joules{kind=\"total\",model=\"m\",route=\"chat\",source=\"estimate\"} 0.125\n"
+            .to_string(),
+    )
+    .await;
+    c.engine_metrics = None;
+    c.sidecar_metrics = Some(format!("{}/metrics", sidecar.url()));
+    c.duration = Duration::from_millis(300);
+    let l = run_bench(&c).await.unwrap().llm.unwrap();
+    let s = l.saturation.unwrap();
+    assert!(s.source.starts_with("sidecar "));
+    assert_eq!(
+        (s.waiting_mean, s.running_mean, s.kv_cache_usage_mean),
+        (Some(2.0), Some(1.0), Some(0.5))
+    );
+    assert_eq!(l.joules_per_output_token, Some(0.125));
 }

@@ -110,10 +110,20 @@ impl RunSummary {
             cfg.workload.as_ref().map(|w| w.tokenizer.clone()),
         );
         l.saturation = saturation;
-        if cfg.scenario == Scenario::Server {
-            l.arrival = Some(cfg.arrival);
+        match cfg.scenario {
+            Scenario::Server => l.arrival = Some(cfg.arrival),
+            Scenario::Offline => l.users = Some(cfg.concurrency()),
+            Scenario::SingleStream => l.users = Some(1),
         }
         l.workload = cfg.workload.as_ref().map(|w| w.source.clone());
+        if cfg.slo.is_set() && l.slo_attainment < cfg.slo_attainment {
+            self.valid = false;
+            self.reasons.push(format!(
+                "{:.1}% of requests met the per-request SLO, below --slo-attainment {:.1}%",
+                l.slo_attainment * 100.0,
+                cfg.slo_attainment * 100.0
+            ));
+        }
         self.llm = Some(l);
         self.records = records;
     }
