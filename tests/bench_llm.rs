@@ -513,3 +513,89 @@ async fn saturation_is_sampled_during_the_run_and_energy_per_token_read_after_it
     );
     assert_eq!(l.joules_per_output_token, Some(0.125));
 }
+
+/// A streaming upstream that serves one request at a time (FIFO, `service` each, kept in
+/// virtual time like `bench_support::fifo_upstream`): its first token comes when its turn does.
+async fn fifo_stream(service: Duration) -> support::Upstream {
+    use futures_util::stream;
+    use http_body_util::StreamBody;
+    let next_free = std::sync::Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
+    support::Upstream::start(move |_req| {
+        let next_free = next_free.clone();
+        async move {
+            let finish = {
+                let mut free = next_free.lock().unwrap();
+                *free = (*free).max(tokio::time::Instant::now()) + service;
+                *free
+            };
+            tokio::time::sleep_until(finish).await;
+            let events = stream::iter(["t0", "t1", "[DONE]"].map(|t| {
+                let data = if t == "[DONE]" {
+                    "data: [DONE]\n\n".to_string()
+                } else {
+                    format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{t}\"}}}}]}}\n\n")
+                };
+                Ok::<_, std::convert::Infallible>(http_body::Frame::data(bytes::Bytes::from(data)))
+            }));
+            let body = StreamBody::new(events).map_err(|e| match e {}).boxed();
+            http::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(body)
+                .unwrap()
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_sweep_is_judged_by_the_token_slo_and_answers_with_goodput() {
+    use inferwatch::bench::{run_sweep, SweepConfig};
+    let _serial = SERIAL.lock().await;
+    // One request at a time, 10 ms each: 100 requests/s at most; a 100 ms TTFT bound for 90%
+    // of requests holds below that rate and fails well past it.
+    let up = fifo_stream(Duration::from_millis(10)).await;
+    let mut base = openai_config(&up.url(), Scenario::Server);
+    base.duration = Duration::from_secs(1);
+    base.slo.ttft_secs = 0.1;
+    base.slo_attainment = 0.9;
+    base.max_error_ratio = 0.0;
+    let sc = SweepConfig {
+        base,
+        start_qps: 20.0,
+        min_qps: 2.0,
+        max_qps: 1000.0,
+        tolerance: 0.25,
+        max_steps: 10,
+    };
+    let r = run_sweep(&sc).await.unwrap();
+    assert_eq!(r.over, "rate");
+    assert!(r.slo_p99_secs.is_none());
+    for s in &r.steps {
+        let l = s.summary.llm.as_ref().unwrap();
+        eprintln!(
+            "step {} {:.1} qps: goodput {:.1}/s, {:.0}% met -> {}",
+            s.index,
+            s.qps,
+            l.goodput_rps,
+            l.slo_attainment * 100.0,
+            s.passed
+        );
+        // A step passes exactly when 90% of its requests met the bound (no errors here).
+        assert_eq!(s.passed, l.slo_attainment >= 0.9 && s.summary.errors == 0);
+    }
+    let cap = r.capacity_qps.expect("a rate within the SLO");
+    assert!(r.failing_qps.is_some_and(|f| f > cap));
+    // Short steps let a server at full load (100/s) keep its queue short for a second; well
+    // past it the queue grows and the bound fails.
+    assert!((20.0..200.0).contains(&cap), "capacity {cap}");
+    // The answer: the passing step with the highest goodput.
+    let best = r.best_goodput.clone().unwrap();
+    let top = r
+        .steps
+        .iter()
+        .filter(|s| s.passed)
+        .map(|s| s.summary.llm.as_ref().unwrap().goodput_rps)
+        .fold(0.0, f64::max);
+    assert_eq!(best.goodput_rps, top);
+    assert!(r.steps[best.step].passed && best.qps == Some(r.steps[best.step].qps));
+}
