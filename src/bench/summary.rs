@@ -92,6 +92,9 @@ pub struct RunSummary {
     /// OpenAI targets: every request's record (`requests.jsonl` beside the report files).
     #[serde(skip)]
     pub records: Vec<RequestRecord>,
+    /// The request the next run should start with to send new prompts (`first_item`).
+    #[serde(skip)]
+    pub next_item: u64,
 }
 
 impl RunSummary {
@@ -281,6 +284,7 @@ pub(super) fn summarize(cfg: &BenchConfig, mut recs: Vec<Rec>) -> RunSummary {
         stopped_early: None,
         llm: None,
         records: Vec::new(),
+        next_item: 0,
     }
 }
 
