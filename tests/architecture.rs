@@ -100,7 +100,10 @@ const RULES: &[Rule] = &[
     },
     Rule {
         modules: &["bench"],
-        may_import: &["config", "metrics", "latency", "protocol", "client", "cli"],
+        // `engine` for its exposition parser and normalisation (the LLM bench's saturation).
+        may_import: &[
+            "config", "metrics", "latency", "protocol", "client", "cli", "engine",
+        ],
         may_import_paths: &["routes::config"],
         why: "the load generator is a client of model servers and Prometheus; it never runs \
               inside the sidecar",

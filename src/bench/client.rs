@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Full};
 use serde::{Deserialize, Serialize};
@@ -119,17 +120,26 @@ pub struct Observed {
     pub first_token: Option<Instant>,
     pub last_token: Option<Instant>,
     pub tokens: u32,
+    /// When the request was handed to the connection (the base of `chunks`' times).
+    pub sent: Instant,
+    /// With `collect`: the response body as it arrived, each chunk with its time after `sent`,
+    /// for the LLM figures (read with the live path's OpenAI adapter).
+    pub chunks: Vec<(Duration, Bytes)>,
+    /// With `collect`: the response's headers.
+    pub headers: Option<http::HeaderMap>,
 }
 
 /// Send one query and read its whole response (the latency ends at the last byte, as a client
-/// sees it), within `timeout`.
+/// sees it), within `timeout`; with `collect`, keep the body's chunks and their times.
 pub async fn send(
     client: &HttpClient,
     target: &Target,
     t: &RequestTemplate,
     timeout: Duration,
+    collect: bool,
 ) -> Observed {
-    let fut = send_inner(client, target, t);
+    let sent = Instant::now();
+    let fut = send_inner(client, target, t, collect, sent);
     match tokio::time::timeout(timeout, fut).await {
         Ok(o) => o,
         Err(_) => Observed {
@@ -139,11 +149,20 @@ pub async fn send(
             first_token: None,
             last_token: None,
             tokens: 0,
+            sent,
+            chunks: Vec::new(),
+            headers: None,
         },
     }
 }
 
-async fn send_inner(client: &HttpClient, target: &Target, t: &RequestTemplate) -> Observed {
+async fn send_inner(
+    client: &HttpClient,
+    target: &Target,
+    t: &RequestTemplate,
+    collect: bool,
+    sent: Instant,
+) -> Observed {
     let mut builder = Request::builder()
         .method(t.method.clone())
         .uri(target.uri_for(t));
@@ -157,6 +176,9 @@ async fn send_inner(client: &HttpClient, target: &Target, t: &RequestTemplate) -
         first_token: None,
         last_token: None,
         tokens: 0,
+        sent,
+        chunks: Vec::new(),
+        headers: None,
     };
     let Ok(req) = builder.body(Full::new(t.body.clone())) else {
         return failed(ErrorKind::Connect);
@@ -175,6 +197,8 @@ async fn send_inner(client: &HttpClient, target: &Target, t: &RequestTemplate) -
     // trailers after the messages.
     let grpc = crate::metrics::is_grpc(resp.headers());
     let mut grpc_status = grpc_status_of(resp.headers());
+    let headers = collect.then(|| resp.headers().clone());
+    let mut chunks = Vec::new();
     let mut body = resp.into_body();
     let mut sse = is_sse.then(SseTokens::default);
     let mut error = match status {
@@ -186,8 +210,14 @@ async fn send_inner(client: &HttpClient, target: &Target, t: &RequestTemplate) -
         match body.frame().await {
             None => break,
             Some(Ok(frame)) => {
-                if let (Some(sse), Some(data)) = (sse.as_mut(), frame.data_ref()) {
-                    sse.feed(data, Instant::now());
+                if let Some(data) = frame.data_ref() {
+                    let now = Instant::now();
+                    if let Some(sse) = sse.as_mut() {
+                        sse.feed(data, now);
+                    }
+                    if collect {
+                        chunks.push((now.saturating_duration_since(sent), data.clone()));
+                    }
                 }
                 if let Some(trailers) = frame.trailers_ref() {
                     grpc_status = grpc_status_of(trailers).or(grpc_status);
@@ -215,6 +245,9 @@ async fn send_inner(client: &HttpClient, target: &Target, t: &RequestTemplate) -
         first_token,
         last_token,
         tokens,
+        sent,
+        chunks,
+        headers,
     }
 }
 

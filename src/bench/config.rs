@@ -8,9 +8,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::client::Target;
+use super::llm::arrival::Arrival;
+use super::llm::Workload;
 use super::requests::RequestTemplate;
 use super::BenchError;
-use crate::routes::config::Protocol;
+use crate::routes::config::{Protocol, SloConfig};
 
 /// How queries are issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +100,22 @@ pub struct BenchConfig {
     /// SLO (see `run::certain_failure`), instead of sending and awaiting every scheduled query.
     /// `--sweep` sets it: a step past saturation otherwise runs for minutes.
     pub stop_when_certain: bool,
+    /// Server scenario: how arrivals are spaced at `qps` (Poisson unless `--arrival` says).
+    pub arrival: Arrival,
+    /// Per-request bounds (`--slo-ttft`, `--slo-tpot`, `--slo-e2e`): each request is classified
+    /// by the sidecar's goodput rule; goodput is the rate of those meeting every bound.
+    pub slo: SloConfig,
+    /// Sweeps with per-request bounds: the least share of a step's requests that must meet
+    /// them for the step to pass.
+    pub slo_attainment: f64,
+    /// The LLM workload behind `requests` (one template per item), for the lengths asked.
+    pub workload: Option<Arc<Workload>>,
+    /// The engine's own `/metrics` URL, sampled for saturation while an LLM run goes.
+    pub engine_metrics: Option<String>,
+    /// The request (index into `requests`, cycled) a run starts with. The measured phase starts
+    /// after the warmup's requests and each sweep step after the previous one's, so a server's
+    /// prefix cache does not see a prompt again until the workload cycles.
+    pub first_item: u64,
 }
 
 impl BenchConfig {
@@ -123,6 +141,12 @@ impl BenchConfig {
             sidecar_metrics: None,
             progress: false,
             stop_when_certain: false,
+            arrival: Arrival::Poisson,
+            slo: SloConfig::default(),
+            slo_attainment: DEFAULT_SLO_ATTAINMENT,
+            workload: None,
+            engine_metrics: None,
+            first_item: 0,
         }
     }
 
@@ -152,6 +176,18 @@ impl BenchConfig {
                 return Err(BenchError::Setting(format!("{name} must be positive")));
             }
         }
+        for (name, v) in [
+            ("--slo-ttft", self.slo.ttft_secs),
+            ("--slo-tpot", self.slo.tpot_secs),
+            ("--slo-e2e", self.slo.e2e_secs),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(BenchError::Setting(format!("{name} must be positive")));
+            }
+        }
+        if !(self.slo_attainment > 0.0 && self.slo_attainment <= 1.0) {
+            return bad("--slo-attainment must be within (0, 1]");
+        }
         if self.requests.is_empty() {
             return bad("no requests to send");
         }
@@ -162,3 +198,7 @@ impl BenchConfig {
 /// One failure in a thousand: a stray reset in a long run should not void it, a failing
 /// server should.
 pub const DEFAULT_MAX_ERROR_RATIO: f64 = 0.001;
+
+/// A step meets a per-request SLO when 99% of its requests do: the same percentile the p99
+/// bounds (`--slo-p99`, `--slo-ttft-p99`) use, so the two kinds of SLO agree.
+pub const DEFAULT_SLO_ATTAINMENT: f64 = 0.99;

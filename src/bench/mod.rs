@@ -17,6 +17,8 @@
 //! - [`report`] and [`svg`]: `report.json`, `report.md` and a self-contained `report.html`.
 //! - [`cli`]: the `bench` and `report` subcommands' flags and bodies.
 //! - [`progress`]: a progress bar on a terminal, plain lines otherwise.
+//! - [`llm`]: token workloads for `--protocol openai` (datasets, synthetic lengths, arrival
+//!   processes, closed loops) and their figures (token throughput, TTFT/ITL/TPOT, goodput).
 
 pub mod capacity;
 pub mod cli;
@@ -24,6 +26,7 @@ pub mod client;
 pub mod config;
 pub mod early_stop;
 pub mod histogram;
+pub mod llm;
 pub mod progress;
 pub mod prom;
 pub mod replicas;
@@ -54,6 +57,9 @@ pub enum BenchError {
         line: usize,
         msg: String,
     },
+    /// A dataset record that is not of the expected shape (`record [i]: ...`).
+    #[error("{path}: {msg}")]
+    Dataset { path: String, msg: String },
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,

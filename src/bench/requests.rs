@@ -136,7 +136,8 @@ fn template(v: Value) -> Result<RequestTemplate, String> {
     })
 }
 
-fn json_post(body: Vec<u8>) -> RequestTemplate {
+/// A POST of a JSON body to the target URL.
+pub fn json_post(body: Vec<u8>) -> RequestTemplate {
     RequestTemplate {
         method: Method::POST,
         path: None,

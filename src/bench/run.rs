@@ -1,7 +1,7 @@
 //! The scenarios and one run's summary.
 //!
-//! - `server`: open loop. Arrival times are drawn up front from a Poisson process at `--qps`
-//!   (seeded), each query is sent at its time whether or not earlier ones have answered, and its
+//! - `server`: open loop. Arrival times are drawn from the `--arrival` process at `--qps`
+//!   (Poisson by default, gamma or constant; seeded: [`super::llm::arrival`]), each query is sent at its time whether or not earlier ones have answered, and its
 //!   latency runs from the *scheduled* time. A stalled server therefore shows up in every query
 //!   that should have been sent during the stall (a closed-loop client would just wait, send
 //!   fewer queries and report a clean tail: coordinated omission). A `--concurrency-limit` caps
@@ -10,6 +10,12 @@
 //!   figure of merit is p90 (MLPerf's choice for this scenario).
 //! - `offline`: as many queries as `--concurrency-limit` allows, always kept full; the figure of
 //!   merit is throughput. Latency is measured from each query's own send.
+//!   `--concurrency N` (OpenAI targets) is this loop: N users, each sending its next request
+//!   when its last one finished.
+//!
+//! OpenAI targets: each response's chunks are kept with their arrival times and read, once the
+//! query is done, with the live path's adapter ([`super::llm::record`]); the engine's
+//! saturation is sampled while the queries run ([`super::llm::saturation`]).
 //!
 //! Every run lasts at least `--duration` and at least `--min-queries` queries (as LoadGen's
 //! min duration and min query count), after an optional `--warmup` whose results are dropped.
@@ -17,13 +23,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::client::{self, HttpClient};
 use super::config::{BenchConfig, Scenario};
+use super::llm::arrival::Arrivals;
+use super::llm::record::{self, RequestRecord};
+use super::llm::saturation::{self, Saturation};
 use super::progress::Progress;
 use super::requests::RequestTemplate;
 use super::scrape;
@@ -35,6 +42,8 @@ struct Shared {
     client: HttpClient,
     cfg: BenchConfig,
     recs: Mutex<Vec<Rec>>,
+    /// OpenAI targets: each request read as the sidecar reads it.
+    llm: Mutex<Vec<RequestRecord>>,
     done: AtomicU64,
     /// Completed queries that failed or took longer than the p99 SLO.
     late: AtomicU64,
@@ -44,6 +53,52 @@ struct Shared {
 }
 
 impl Shared {
+    fn is_llm(&self) -> bool {
+        self.cfg.protocol == crate::routes::config::Protocol::Openai
+    }
+
+    /// Send query `i` and record it (`scheduled`: when it should have gone).
+    async fn query(&self, i: u64, scheduled: Instant) {
+        let o = client::send(
+            &self.client,
+            &self.cfg.target,
+            self.template(i),
+            self.cfg.timeout,
+            self.is_llm(),
+        )
+        .await;
+        if self.is_llm() {
+            self.record_llm(i, scheduled, &o);
+        }
+        self.record(scheduled, o);
+    }
+
+    fn record_llm(&self, i: u64, scheduled: Instant, o: &client::Observed) {
+        let tpl = self.template(i);
+        let uri = self.cfg.target.uri_for(tpl);
+        let path = match crate::protocol::openai::endpoint(uri.path()) {
+            Some(_) => uri.path(),
+            None => "/v1/chat/completions",
+        };
+        let n = self.cfg.requests.len() as u64;
+        let cx = record::Context {
+            index: i,
+            item: ((self.cfg.first_item + i) % n) as usize,
+            scheduled,
+            start: self.start,
+            path,
+            request: &tpl.body,
+            requested: self
+                .cfg
+                .workload
+                .as_ref()
+                .map(|w| w.requested(self.cfg.first_item + i)),
+            slo: &self.cfg.slo,
+        };
+        let rec = record::observe(&cx, o);
+        self.llm.lock().expect("llm records lock").push(rec);
+    }
+
     fn record(&self, scheduled: Instant, o: client::Observed) {
         let at = |i: Instant| i.saturating_duration_since(self.start).as_secs_f64();
         let tpot = match (o.first_token, o.last_token) {
@@ -72,7 +127,7 @@ impl Shared {
 
     fn template(&self, i: u64) -> &RequestTemplate {
         let r = &self.cfg.requests;
-        &r[(i % r.len() as u64) as usize]
+        &r[((self.cfg.first_item + i) % r.len() as u64) as usize]
     }
 }
 
@@ -84,39 +139,58 @@ pub async fn run_bench(cfg: &BenchConfig) -> Result<RunSummary, BenchError> {
     } else {
         client::http_client()
     };
+    let mut cfg = cfg.clone();
     if !cfg.warmup.is_zero() {
         let mut w = cfg.clone();
         w.duration = cfg.warmup;
         w.min_queries = 0;
         w.seed = cfg.seed.wrapping_add(0x9e37_79b9);
         w.stop_when_certain = false;
-        let _ = execute(&client, &w, "warmup").await;
+        let (warm, ..) = execute(&client, &w, "warmup").await;
+        cfg.first_item += warm.len() as u64;
     }
-    let (recs, stopped) = execute(&client, cfg, "measure").await;
+    let cfg = &cfg;
+    let (recs, llm, saturation, stopped) = execute(&client, cfg, "measure").await;
     let mut summary = summarize(cfg, recs);
+    summary.next_item = cfg.first_item + summary.issued;
+    if cfg.protocol == crate::routes::config::Protocol::Openai {
+        summary.llm_figures(cfg, llm, saturation);
+    }
     if let Some(why) = stopped {
         summary.valid = false;
         summary.reasons.push(format!("stopped early: {why}"));
         summary.stopped_early = Some(why);
     }
     if let Some(url) = &cfg.sidecar_metrics {
-        summary.energy = scrape::energy(&client, url).await.ok();
+        if let Ok(text) = scrape::get_text(&client, url).await {
+            let samples = scrape::parse_text(&text);
+            summary.energy = Some(scrape::energy_from(&samples));
+            if let Some(l) = summary.llm.as_mut() {
+                l.joules_per_output_token = saturation::joules_per_output_token(&samples);
+            }
+        }
     }
     Ok(summary)
 }
 
-/// Issue the queries of one phase and return their records, and why it stopped early if it did.
-async fn execute(
-    client: &HttpClient,
-    cfg: &BenchConfig,
-    phase: &str,
-) -> (Vec<Rec>, Option<String>) {
+/// What one phase recorded: its queries, their LLM records (OpenAI targets), the engine's
+/// saturation while it ran, and why it stopped early if it did.
+type Phase = (
+    Vec<Rec>,
+    Vec<RequestRecord>,
+    Option<Saturation>,
+    Option<String>,
+);
+
+/// Issue the queries of one phase and return what they recorded.
+async fn execute(client: &HttpClient, cfg: &BenchConfig, phase: &str) -> Phase {
     // A small lead so the first scheduled query is not already late when the loop starts.
     let start = Instant::now() + Duration::from_millis(5);
     let shared = Arc::new(Shared {
         client: client.clone(),
         cfg: cfg.clone(),
         recs: Mutex::new(Vec::new()),
+        llm: Mutex::new(Vec::new()),
         done: AtomicU64::new(0),
         late: AtomicU64::new(0),
         stopped: Mutex::new(None),
@@ -136,17 +210,32 @@ async fn execute(
             shared.clone_counter(),
         )
     });
+    // The engine's saturation is sampled while the queries run (after, its queue is empty).
+    let source = match (&cfg.engine_metrics, &cfg.sidecar_metrics) {
+        _ if !shared.is_llm() => None,
+        (Some(u), _) => Some(saturation::Source::Engine(u.clone())),
+        (None, Some(u)) => Some(saturation::Source::Sidecar(u.clone())),
+        (None, None) => None,
+    };
+    let (stop_watch, stopped_rx) = tokio::sync::watch::channel(false);
+    let watcher = source.map(|s| tokio::spawn(saturation::watch(client.clone(), s, stopped_rx)));
     match cfg.scenario {
         Scenario::Server => server(&shared).await,
         Scenario::SingleStream => single_stream(&shared).await,
         Scenario::Offline => offline(&shared).await,
     }
+    let _ = stop_watch.send(true);
+    let sat = match watcher {
+        Some(w) => w.await.ok(),
+        None => None,
+    };
     if let Some(p) = progress {
         p.finish().await;
     }
     let recs = std::mem::take(&mut *shared.recs.lock().expect("records lock"));
+    let llm = std::mem::take(&mut *shared.llm.lock().expect("llm records lock"));
     let stopped = shared.stopped.lock().expect("stopped lock").take();
-    (recs, stopped)
+    (recs, llm, sat, stopped)
 }
 
 /// Whether a server run's p99 is already certain to be over the SLO: more than 1% of all the
@@ -167,6 +256,9 @@ pub fn most_queries(duration_secs: f64, qps: f64, min_queries: u64) -> f64 {
 fn label(cfg: &BenchConfig) -> String {
     match cfg.scenario {
         Scenario::Server => format!("server @ {:.1} qps", cfg.qps),
+        Scenario::Offline if cfg.protocol == crate::routes::config::Protocol::Openai => {
+            format!("closed loop, {} users", cfg.concurrency())
+        }
         s => s.as_str().to_string(),
     }
 }
@@ -180,7 +272,7 @@ impl Shared {
 
 async fn server(shared: &Arc<Shared>) {
     let cfg = &shared.cfg;
-    let mut rng = SmallRng::seed_from_u64(cfg.seed);
+    let mut arrivals = Arrivals::new(cfg.arrival, cfg.qps, cfg.seed);
     let slots = Arc::new(Semaphore::new(cfg.concurrency()));
     let mut tasks = tokio::task::JoinSet::new();
     let mut t = 0.0f64;
@@ -193,9 +285,7 @@ async fn server(shared: &Arc<Shared>) {
     let mut recent: std::collections::VecDeque<f64> = std::collections::VecDeque::new();
     let mut aged = 0u64;
     loop {
-        // Exponential inter-arrival times make a Poisson process; 1 - u keeps ln away from 0.
-        let u: f64 = rng.gen();
-        t += -(1.0 - u).ln() / cfg.qps;
+        t += arrivals.next_gap();
         if t >= run_for && i >= cfg.min_queries {
             break;
         }
@@ -229,9 +319,7 @@ async fn server(shared: &Arc<Shared>) {
         let idx = i;
         tasks.spawn(async move {
             let _slot = slots.acquire_owned().await;
-            let tpl = s.template(idx);
-            let o = client::send(&s.client, &s.cfg.target, tpl, s.cfg.timeout).await;
-            s.record(scheduled, o);
+            s.query(idx, scheduled).await;
         });
         i += 1;
         // Reap finished tasks as we go so the set does not grow with the run's length.
@@ -248,8 +336,7 @@ async fn single_stream(shared: &Arc<Shared>) {
         if now.saturating_duration_since(shared.start) >= cfg.duration && i >= cfg.min_queries {
             break;
         }
-        let o = client::send(&shared.client, &cfg.target, shared.template(i), cfg.timeout).await;
-        shared.record(now, o);
+        shared.query(i, now).await;
         i += 1;
     }
 }
@@ -269,8 +356,7 @@ async fn offline(shared: &Arc<Shared>) {
                 {
                     break;
                 }
-                let o = client::send(&s.client, &s.cfg.target, s.template(i), s.cfg.timeout).await;
-                s.record(now, o);
+                s.query(i, now).await;
             }
         });
     }

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::client::ErrorKind;
 use super::config::{BenchConfig, Scenario};
 use super::early_stop::{Estimate, SloEarlyStopping};
+use super::llm::record::RequestRecord;
+use super::llm::saturation::Saturation;
+use super::llm::summary::LlmSummary;
 use super::scrape::EnergyReading;
 use super::stats::LatencyStats;
 
@@ -83,9 +86,51 @@ pub struct RunSummary {
     /// ran to the end.
     #[serde(default)]
     pub stopped_early: Option<String>,
+    /// OpenAI targets: token throughput, TTFT/ITL/TPOT and goodput (see [`LlmSummary`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmSummary>,
+    /// OpenAI targets: every request's record (`requests.jsonl` beside the report files).
+    #[serde(skip)]
+    pub records: Vec<RequestRecord>,
+    /// The request the next run should start with to send new prompts (`first_item`).
+    #[serde(skip)]
+    pub next_item: u64,
 }
 
 impl RunSummary {
+    /// Add the LLM figures of `records` (sorted by issue order) and the engine's saturation.
+    pub(super) fn llm_figures(
+        &mut self,
+        cfg: &BenchConfig,
+        mut records: Vec<RequestRecord>,
+        saturation: Option<Saturation>,
+    ) {
+        records.sort_by_key(|r| r.index);
+        let mut l = super::llm::summary::summarize(
+            &records,
+            self.duration_secs,
+            &cfg.slo,
+            cfg.workload.as_ref().map(|w| w.tokenizer.clone()),
+        );
+        l.saturation = saturation;
+        match cfg.scenario {
+            Scenario::Server => l.arrival = Some(cfg.arrival),
+            Scenario::Offline => l.users = Some(cfg.concurrency()),
+            Scenario::SingleStream => l.users = Some(1),
+        }
+        l.workload = cfg.workload.as_ref().map(|w| w.source.clone());
+        if cfg.slo.is_set() && l.slo_attainment < cfg.slo_attainment {
+            self.valid = false;
+            self.reasons.push(format!(
+                "{:.1}% of requests met the per-request SLO, below --slo-attainment {:.1}%",
+                l.slo_attainment * 100.0,
+                cfg.slo_attainment * 100.0
+            ));
+        }
+        self.llm = Some(l);
+        self.records = records;
+    }
+
     /// The figure of merit's percentile value for the scenario (p90 single-stream, else p99).
     pub fn headline_latency(&self) -> Option<f64> {
         self.latency.as_ref().map(|l| match self.scenario {
@@ -237,6 +282,9 @@ pub(super) fn summarize(cfg: &BenchConfig, mut recs: Vec<Rec>) -> RunSummary {
         timeline: timeline(&recs),
         energy: None,
         stopped_early: None,
+        llm: None,
+        records: Vec::new(),
+        next_item: 0,
     }
 }
 

@@ -33,9 +33,13 @@ pub struct SweepConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SweepStep {
     pub index: usize,
-    /// `bracket` or `bisect`.
+    /// `bracket`, `bisect`, or `concurrency` (a step of `--sweep-concurrency`).
     pub phase: String,
+    /// Target QPS (open loop); a closed-loop step's achieved rate.
     pub qps: f64,
+    /// Closed-loop steps: the number of users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
     pub passed: bool,
     pub summary: RunSummary,
 }
@@ -43,7 +47,14 @@ pub struct SweepStep {
 /// The sweep's answer and every step behind it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SweepResult {
-    pub slo_p99_secs: f64,
+    /// `--slo-p99`; `None` when the steps are judged by token SLOs only.
+    pub slo_p99_secs: Option<f64>,
+    /// `rate` (open-loop QPS) or `concurrency` (closed-loop users).
+    #[serde(default = "rate")]
+    pub over: String,
+    /// OpenAI targets: the passing step with the highest goodput (the sweep's answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_goodput: Option<crate::bench::llm::sweep::BestGoodput>,
     pub steps: Vec<SweepStep>,
     /// The highest target QPS that passed; `None` if none did.
     pub capacity_qps: Option<f64>,
@@ -56,10 +67,18 @@ pub struct SweepResult {
     pub note: String,
 }
 
+fn rate() -> String {
+    "rate".into()
+}
+
 impl SweepConfig {
     pub fn validate(&self) -> Result<(), BenchError> {
-        if self.base.slo_p99.is_none() {
-            return Err(BenchError::Setting("--sweep needs --slo-p99".into()));
+        if !has_slo(&self.base) {
+            return Err(BenchError::Setting(
+                "--sweep needs --slo-p99 (or, for --protocol openai, a token SLO: --slo-ttft, \
+                 --slo-tpot, --slo-e2e, --slo-ttft-p99, --slo-tpot-p99)"
+                    .into(),
+            ));
         }
         if self.base.scenario != Scenario::Server {
             return Err(BenchError::Setting(
@@ -84,18 +103,37 @@ impl SweepConfig {
     }
 }
 
-fn passed(cfg: &BenchConfig, s: &RunSummary) -> bool {
+/// Whether a sweep has something to judge steps by.
+pub fn has_slo(cfg: &BenchConfig) -> bool {
+    cfg.slo_p99.is_some()
+        || (cfg.protocol == crate::routes::config::Protocol::Openai
+            && (cfg.slo_ttft_p99.is_some() || cfg.slo_tpot_p99.is_some() || cfg.slo.is_set()))
+}
+
+/// A step passes when it ran to its end, its error ratio and p99 bounds are within limits,
+/// and (per-request SLO) at least `--slo-attainment` of its requests met every bound.
+pub fn passed(cfg: &BenchConfig, s: &RunSummary) -> bool {
     s.stopped_early.is_none()
         && s.latency.is_some()
         && s.error_ratio <= cfg.max_error_ratio
         && s.slo_checks.iter().all(|c| c.met)
+        && (!cfg.slo.is_set()
+            || s.llm
+                .as_ref()
+                .is_some_and(|l| l.slo_attainment >= cfg.slo_attainment))
 }
 
 /// Run the search.
 pub async fn run_sweep(sc: &SweepConfig) -> Result<SweepResult, BenchError> {
     sc.validate()?;
-    let slo = sc.base.slo_p99.expect("validated");
-    let min_step_queries = early_stop::min_queries(0.99, early_stop::CONFIDENCE);
+    let slo = sc.base.slo_p99;
+    // A p99 latency claim needs as many queries as early stopping asks for; token SLOs are
+    // judged on what the step ran (its --duration and --min-queries).
+    let min_step_queries = if slo.is_some() {
+        early_stop::min_queries(0.99, early_stop::CONFIDENCE)
+    } else {
+        0
+    };
     let mut steps: Vec<SweepStep> = Vec::new();
     let mut lo: Option<f64> = None;
     let mut hi: Option<f64> = None;
@@ -107,6 +145,8 @@ pub async fn run_sweep(sc: &SweepConfig) -> Result<SweepResult, BenchError> {
         cfg.scenario = Scenario::Server;
         cfg.min_queries = cfg.min_queries.max(min_step_queries);
         cfg.seed = sc.base.seed.wrapping_add(steps.len() as u64);
+        // New prompts for each step (a prefix cache would serve repeats faster).
+        cfg.first_item = steps.last().map_or(cfg.first_item, |s| s.summary.next_item);
         // A step past saturation ends as soon as its failure is certain.
         cfg.stop_when_certain = true;
         // The warmup only matters before the first step; later steps follow a warm server.
@@ -132,6 +172,7 @@ pub async fn run_sweep(sc: &SweepConfig) -> Result<SweepResult, BenchError> {
                 index,
                 phase,
                 qps,
+                concurrency: None,
                 passed: ok,
                 summary,
             })
@@ -184,6 +225,8 @@ pub async fn run_sweep(sc: &SweepConfig) -> Result<SweepResult, BenchError> {
     let cap_step = lo.and_then(|l| steps.iter().find(|s| s.passed && s.qps == l));
     Ok(SweepResult {
         slo_p99_secs: slo,
+        over: rate(),
+        best_goodput: crate::bench::llm::sweep::best_goodput(&steps),
         capacity_qps: lo,
         failing_qps: hi.filter(|h| lo.is_none_or(|l| *h > l)),
         capacity_confirmed: cap_step

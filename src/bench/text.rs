@@ -109,6 +109,9 @@ pub fn run_text(s: &RunSummary) -> String {
     if let Some(e) = &s.energy {
         let _ = writeln!(o, "  energy            {}", e.describe());
     }
+    if let Some(l) = &s.llm {
+        o.push_str(&super::llm::text::run_text(l));
+    }
     let _ = writeln!(o, "Result is: {}", s.verdict());
     for r in &s.reasons {
         let _ = writeln!(o, "  - {r}");
@@ -120,7 +123,12 @@ pub fn run_text(s: &RunSummary) -> String {
 pub fn sweep_text(r: &SweepResult) -> String {
     let f = fmt_secs;
     let mut o = String::new();
-    let _ = writeln!(o, "inferwatch bench --sweep: p99 SLO {}", f(r.slo_p99_secs));
+    let _ = writeln!(
+        o,
+        "inferwatch bench --sweep over {}: p99 SLO {}",
+        r.over,
+        r.slo_p99_secs.map_or("-".into(), f)
+    );
     let _ = writeln!(
         o,
         "  {:>4} {:<8} {:>10} {:>10} {:>10} {:>10} {:>8} {:>12}  result",
@@ -146,12 +154,15 @@ pub fn sweep_text(r: &SweepResult) -> String {
             if s.passed { "pass" } else { "fail" }
         );
     }
+    o.push_str(&super::llm::text::sweep_text(r));
     match r.capacity_qps {
+        _ if r.over == "concurrency" => {}
         Some(c) => {
             let _ = writeln!(
                 o,
-                "Capacity: {c:.2} qps within p99 {} ({}){}",
-                f(r.slo_p99_secs),
+                "Capacity: {c:.2} qps within the SLO{} ({}){}",
+                r.slo_p99_secs
+                    .map_or(String::new(), |v| format!(" (p99 {})", f(v))),
                 if r.capacity_confirmed {
                     "confirmed by early stopping at 99% confidence"
                 } else {

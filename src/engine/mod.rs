@@ -43,9 +43,9 @@ struct EngineMetrics {
 }
 
 /// The gauges' names (each its own family, labelled by `engine`).
-const RUNNING: &str = "inferwatch_engine_requests_running";
-const WAITING: &str = "inferwatch_engine_requests_waiting";
-const KV: &str = "inferwatch_engine_kv_cache_usage_ratio";
+pub const RUNNING: &str = "inferwatch_engine_requests_running";
+pub const WAITING: &str = "inferwatch_engine_requests_waiting";
+pub const KV: &str = "inferwatch_engine_kv_cache_usage_ratio";
 const PREFIX: &str = "inferwatch_engine_prefix_cache_hit_ratio";
 
 /// Reads one figure of a reading.

@@ -178,6 +178,9 @@ fn html_run(o: &mut String, r: &RunSummary) {
         };
         o.push_str(&ladder.render());
     }
+    if let Some(l) = &r.llm {
+        o.push_str(&crate::bench::llm::charts::run(l));
+    }
 }
 
 fn html_sweep(o: &mut String, s: &SweepResult) {
@@ -185,8 +188,9 @@ fn html_sweep(o: &mut String, s: &SweepResult) {
     steps.sort_by(|a, b| a.qps.total_cmp(&b.qps));
     let _ = writeln!(
         o,
-        "<h2>QPS sweep under p99 SLO {}</h2><p>{}</p>",
-        esc(&fmt_secs(s.slo_p99_secs)),
+        "<h2>Sweep over {} under p99 SLO {}</h2><p>{}</p>",
+        esc(&s.over),
+        esc(&s.slo_p99_secs.map_or("-".into(), fmt_secs)),
         match s.capacity_qps {
             Some(c) => format!(
                 r#"Capacity: <span class="valid">{c:.2} qps</span>{}"#,
@@ -216,7 +220,7 @@ fn html_sweep(o: &mut String, s: &SweepResult) {
             series: latency_series(&[Line::P50, Line::P90, Line::P99], &steps, |st, line| {
                 st.summary.latency.as_ref().map(|l| (st.qps, line.of(l)))
             }),
-            h_rules: vec![slo_rule(s.slo_p99_secs)],
+            h_rules: s.slo_p99_secs.map(slo_rule).into_iter().collect(),
             v_rules: cap_rule.clone(),
             y_scale: 1000.0,
         }
@@ -274,6 +278,7 @@ fn html_sweep(o: &mut String, s: &SweepResult) {
         }
         .render(),
     );
+    o.push_str(&crate::bench::llm::charts::sweep(s));
 }
 
 fn html_capacity(o: &mut String, c: &CapacityReport) {

@@ -128,13 +128,17 @@ fn md_run(o: &mut String, r: &RunSummary) {
         row("energy", e.describe());
     }
     o.push('\n');
+    if let Some(l) = &r.llm {
+        o.push_str(&crate::bench::llm::text::md_run(l));
+    }
 }
 
 fn md_sweep(o: &mut String, s: &SweepResult) {
     let _ = writeln!(
         o,
-        "## QPS sweep under p99 SLO {}\n",
-        fmt_secs(s.slo_p99_secs)
+        "## Sweep over {} under p99 SLO {}\n",
+        s.over,
+        s.slo_p99_secs.map_or("-".into(), fmt_secs)
     );
     match s.capacity_qps {
         Some(c) => {
@@ -191,6 +195,7 @@ fn md_sweep(o: &mut String, s: &SweepResult) {
         );
     }
     o.push('\n');
+    o.push_str(&crate::bench::llm::text::md_sweep(s));
 }
 
 fn md_capacity(o: &mut String, c: &CapacityReport) {

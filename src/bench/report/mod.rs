@@ -1,5 +1,7 @@
 //! `--out DIR`: `report.json` (every step, every figure), `report.md`, and a self-contained
-//! `report.html` with inline SVG charts, for a bench run, a sweep or a live capacity report.
+//! `report.html` with inline SVG charts, for a bench run, a sweep or a live capacity report;
+//! for LLM runs also `requests.jsonl` (`requests-stepN.jsonl` per sweep step), one
+//! [`crate::bench::llm::record::RequestRecord`] per request.
 //!
 //! - [`markdown`]: `report.md`, tables of every figure.
 //! - [`html`]: `report.html`, the same text beside inline SVG charts.
@@ -94,6 +96,25 @@ impl ReportFile {
         ] {
             let p = dir.join(name);
             std::fs::write(&p, text).map_err(|e| werr(&p, e))?;
+        }
+        // LLM runs: one record per request (a run's, or each sweep step's).
+        let mut per_request = Vec::new();
+        if let Some(b) = &self.bench {
+            per_request.push(("requests.jsonl".to_string(), &b.records));
+        }
+        for st in self.sweep.iter().flat_map(|s| &s.steps) {
+            per_request.push((
+                format!("requests-step{}.jsonl", st.index),
+                &st.summary.records,
+            ));
+        }
+        for (name, records) in per_request.into_iter().filter(|(_, r)| !r.is_empty()) {
+            let lines: String = records
+                .iter()
+                .map(|r| serde_json::to_string(r).expect("record serializes") + "\n")
+                .collect();
+            let p = dir.join(name);
+            std::fs::write(&p, lines).map_err(|e| werr(&p, e))?;
         }
         Ok(())
     }
