@@ -23,6 +23,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod early_stop;
+pub mod goodput;
 pub mod histogram;
 pub mod progress;
 pub mod prom;
@@ -36,6 +37,7 @@ pub mod summary;
 pub mod svg;
 pub mod sweep;
 pub mod text;
+pub mod why;
 
 use std::time::Duration;
 
