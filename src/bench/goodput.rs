@@ -160,7 +160,12 @@ pub async fn goodput(
     let mut routes = Vec::new();
     for (k, st) in &steps {
         let by_result = totals.remove(k).unwrap_or_default();
-        routes.push(route(s, k, st, &engine, by_result, step, range_ms));
+        let r = route(s, k, st, &engine, by_result, step, range_ms);
+        // A label set the sidecar created ahead of traffic (its configured model's `failed`
+        // series) that never counted anything is no route to report.
+        if !r.replicas.is_empty() || r.requests > 0.0 {
+            routes.push(r);
+        }
     }
     let mut queries = vec![sel, q_rate];
     queries.extend(engine_queries);
@@ -264,7 +269,12 @@ fn judge<'a>(
         }
         let total: f64 = rates.values().sum();
         let met = rates.get(slo_result::MET).copied().unwrap_or(0.0);
-        let requests = total * step;
+        // (An empty band's sum of f64 is -0.0, which would print as "-0".)
+        let requests = if members.is_empty() {
+            0.0
+        } else {
+            total * step
+        };
         let ratio = (total > 0.0).then(|| met / total);
         let meets = ratio.map(|r| r >= target);
         let missed_n = (total - met) * step;
