@@ -29,6 +29,26 @@ pub async fn parallel_upstream(service: Duration) -> Upstream {
     .await
 }
 
+/// Every request served in parallel, the `i`-th one (counted from 0 as they arrive) taking
+/// `low + (high - low) * ((i * 173) % n) / n`: any `n` consecutive requests take each of `n`
+/// evenly spaced service times exactly once, in a scrambled order. Two runs of `n` queries
+/// therefore see the same latency distribution, spread wide enough that a percentile is the
+/// distribution's and not the scheduling noise of a loaded machine.
+pub async fn spread_upstream(low: Duration, high: Duration, n: u64) -> Upstream {
+    assert!(n % 173 != 0, "n must be coprime to 173");
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    Upstream::start(move |_req| {
+        let i = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let k = ((i % n) * 173) % n;
+        let service = low + (high - low).mul_f64(k as f64 / n as f64);
+        async move {
+            tokio::time::sleep(service).await;
+            http::Response::new(full("ok"))
+        }
+    })
+    .await
+}
+
 /// A single FIFO server: requests are served one after another, each taking `service`. The
 /// schedule is kept in virtual time (each request's finish is the previous finish plus
 /// `service`), so timer wake-up jitter never accumulates. If `stall` is `(after, length)`,
