@@ -35,7 +35,7 @@ pub async fn parallel_upstream(service: Duration) -> Upstream {
 /// therefore see the same latency distribution, spread wide enough that a percentile is the
 /// distribution's and not the scheduling noise of a loaded machine.
 pub async fn spread_upstream(low: Duration, high: Duration, n: u64) -> Upstream {
-    assert!(n % 173 != 0, "n must be coprime to 173");
+    assert!(!n.is_multiple_of(173), "n must be coprime to 173");
     let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
     Upstream::start(move |_req| {
         let i = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
