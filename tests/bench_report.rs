@@ -267,8 +267,11 @@ async fn report_from_prometheus_matches_the_bench() {
         "1s".into(),
         "--rate-window".into(),
         "3s".into(),
+        // Far above the 20 ms service time of an upstream that serves every request at once:
+        // no load level breaks it, only a loaded test machine's scheduling could (at 100 ms a
+        // band's tail of late wake-ups did, "beyond chance", with load average 13).
         "--slo-p99".into(),
-        "100ms".into(),
+        "500ms".into(),
         "--target-qps".into(),
         "400".into(),
         "--out".into(),

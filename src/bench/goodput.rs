@@ -384,7 +384,9 @@ fn judge<'a>(
         steps_excluded: 0,
         peak_qps: peak,
         capacity_qps: best.map(|b| b.0).filter(|c| *c > 0.0),
-        lower_bound: failing.is_none() && unsure.is_none() && best.is_some(),
+        // As for the latency capacity: no band surely below the target, so the real capacity is
+        // at least this (a band below it by chance only makes the statement unsure).
+        lower_bound: failing.is_none() && best.is_some(),
         confident,
         confidence,
         bands: out,
@@ -445,5 +447,29 @@ mod tests {
         let b = &g.bands[9];
         assert!((b.goodput_ratio.unwrap() - 0.7).abs() < 1e-9);
         assert!((b.missed["missed_ttft"] - 0.3).abs() < 1e-9);
+    }
+
+    /// Every band within the target: the peak is a lower bound, sure at 99% only with enough
+    /// requests; no failing band, no cause. A failing replica without engine data says so.
+    #[test]
+    fn lower_bound_and_no_engine_data() {
+        let mut steps = Steps::new();
+        let mut pts = Vec::new();
+        for t in 0..30i64 {
+            let q = 100.0 + t as f64;
+            let met = if t >= 20 { q * 0.5 } else { q };
+            let mut r = BTreeMap::new();
+            r.insert("met".to_string(), met);
+            r.insert("missed_e2e".to_string(), q - met);
+            steps.insert(("a".into(), t * 1000), r);
+            pts.push((t * 1000, q));
+        }
+        let at = |t| steps.get(&("a".to_string(), t));
+        let g = judge("a", &pts[..20], at, |_| None, 0.99, 4, 1.0);
+        assert!(g.lower_bound && g.confident && g.why.is_none(), "{g:#?}");
+        assert_eq!(g.capacity_qps, Some(119.0));
+        let g = judge("a", &pts, at, |_| None, 0.99, 3, 1.0);
+        assert!(!g.lower_bound, "{g:#?}");
+        assert_eq!(g.why.unwrap().cause, why::Cause::NoEngineData);
     }
 }
