@@ -272,11 +272,25 @@ async fn goodput_capacity_names_queueing_and_kv_cache_exhaustion() {
         out.path().display().to_string(),
         "--json".into(),
     ];
+    let text_args: Vec<String> = args.iter().filter(|a| *a != "--json").cloned().collect();
     let o = tokio::task::spawn_blocking(move || Command::new(BIN).args(&args).output().unwrap())
         .await
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r: CapacityReport = serde_json::from_slice(&o.stdout).unwrap();
+    let o =
+        tokio::task::spawn_blocking(move || Command::new(BIN).args(&text_args).output().unwrap())
+            .await
+            .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    eprintln!("{text}");
+    for w in [
+        "goodput capacity per replica",
+        "why it fails beyond",
+        "BELOW TARGET",
+    ] {
+        assert!(text.contains(w), "the text report lacks {w}");
+    }
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     eprintln!("{md}");
     let g = r

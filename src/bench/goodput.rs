@@ -370,7 +370,12 @@ fn judge<'a>(
             .rev()
             .find(|b| b.meets_target == Some(true))
             .or_else(|| out[..i].iter().find(|b| b.steps > 0));
-        let (cause, detail) = why::cause(&out[i].engine, base.map(|b| &b.engine));
+        let (cause, detail) = why::cause(
+            &out[i].engine,
+            base.map(|b| &b.engine),
+            out[i].mean_qps,
+            allowed,
+        );
         Why {
             cause,
             qps_low: out[i].qps_low,

@@ -122,8 +122,15 @@ fn f(v: Option<f64>) -> String {
 /// Name the cause of `failing`, compared with `base` (the last band that met the target, or
 /// the lightest band when none did). KV-cache exhaustion is checked first: a full cache also
 /// makes requests wait (vLLM puts preempted requests back in its queue), so a queue beside a
-/// full cache is the cache's doing.
-pub fn cause(failing: &EngineBand, base: Option<&EngineBand>) -> (Cause, String) {
+/// full cache is the cache's doing. `failing_qps` is the failing band's mean request rate and
+/// `allowed` the share of requests the goodput target lets miss: preemptions of at least that
+/// share of the requests are enough to break the target on their own.
+pub fn cause(
+    failing: &EngineBand,
+    base: Option<&EngineBand>,
+    failing_qps: f64,
+    allowed: f64,
+) -> (Cause, String) {
     if failing.steps == 0 {
         return (
             Cause::NoEngineData,
@@ -143,9 +150,14 @@ pub fn cause(failing: &EngineBand, base: Option<&EngineBand>) -> (Cause, String)
         f(base.queue_share)
     );
     let kv_full = failing.kv_cache_usage_max.is_some_and(|k| k >= KV_FULL);
-    let preempting = failing
-        .preemptions_per_sec
-        .is_some_and(|p| p > 0.0 && p > base.preemptions_per_sec.unwrap_or(0.0) * 1.5);
+    // Preemptions rising: half as many again as at the passing load, or enough of them to
+    // break the target by themselves (the gauges' rate windows straddle neighbouring steps, so
+    // a passing band near the knee shows some).
+    let preempting = failing.preemptions_per_sec.is_some_and(|p| {
+        p > 0.0
+            && (p > base.preemptions_per_sec.unwrap_or(0.0) * 1.5
+                || (failing_qps > 0.0 && p / failing_qps >= allowed))
+    });
     if kv_full || preempting {
         let why = match (kv_full, preempting) {
             (true, true) => format!("KV cache at or over {KV_FULL} and preemptions rising"),
@@ -192,32 +204,40 @@ mod tests {
 
     #[test]
     fn causes() {
+        let c = |f: &EngineBand, b: Option<&EngineBand>| cause(f, b, 40.0, 0.01);
         let calm = band(0.1, 0.3, 0.0, 0.02);
-        assert_eq!(
-            cause(&band(6.0, 0.4, 0.0, 0.6), Some(&calm)).0,
-            Cause::Queueing
-        );
+        assert_eq!(c(&band(6.0, 0.4, 0.0, 0.6), Some(&calm)).0, Cause::Queueing);
         // A full cache makes requests wait too: the cache is named.
         assert_eq!(
-            cause(&band(3.0, 0.99, 0.0, 0.3), Some(&calm)).0,
+            c(&band(3.0, 0.99, 0.0, 0.3), Some(&calm)).0,
             Cause::KvCacheExhaustion
         );
         assert_eq!(
-            cause(&band(0.0, 0.8, 2.0, 0.0), Some(&calm)).0,
+            c(&band(0.0, 0.8, 2.0, 0.0), Some(&calm)).0,
             Cause::KvCacheExhaustion
         );
         assert_eq!(
-            cause(&band(0.2, 0.5, 0.0, 0.05), Some(&calm)).0,
+            c(&band(0.2, 0.5, 0.0, 0.05), Some(&calm)).0,
+            Cause::ComputeBound
+        );
+        // Preemptions that grew little but are 5% of the requests: enough to miss a 99% target.
+        assert_eq!(
+            c(&band(0.5, 0.8, 2.0, 0.0), Some(&band(0.0, 0.7, 1.6, 0.0))).0,
+            Cause::KvCacheExhaustion
+        );
+        // Preemptions of 0.5% of the requests, no more than before: not the cause.
+        assert_eq!(
+            c(&band(0.0, 0.8, 0.2, 0.0), Some(&band(0.0, 0.7, 0.2, 0.0))).0,
             Cause::ComputeBound
         );
         // A queue that was already there at the passing load is not the news.
         let queued = band(5.0, 0.3, 0.0, 0.5);
         assert_eq!(
-            cause(&band(5.2, 0.4, 0.0, 0.55), Some(&queued)).0,
+            c(&band(5.2, 0.4, 0.0, 0.55), Some(&queued)).0,
             Cause::ComputeBound
         );
         assert_eq!(
-            cause(&EngineBand::default(), Some(&calm)).0,
+            c(&EngineBand::default(), Some(&calm)).0,
             Cause::NoEngineData
         );
         let b = band(1.0, 0.5, 0.0, 0.25);
