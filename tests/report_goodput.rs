@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bench_support::{Prometheus, SERIAL};
+use bench_support::{check_files, chromium, render, shots, Prometheus, SERIAL};
 use bytes::Bytes;
 use http::Response;
 use http_body_util::{BodyExt, StreamBody};
@@ -213,6 +213,7 @@ fn unix_now() -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn goodput_capacity_names_queueing_and_kv_cache_exhaustion() {
     let _serial = SERIAL.lock().await;
+    chromium();
     let queueing = Engine::new(Some(SLOTS));
     let kv = Engine::new(None);
     let (q_chat, q_metrics) = upstreams(&queueing).await;
@@ -328,8 +329,13 @@ async fn goodput_capacity_names_queueing_and_kv_cache_exhaustion() {
     for w in ["Goodput capacity", "queueing", "KV-cache exhaustion"] {
         assert!(md.contains(w), "report.md lacks {w}");
     }
+    let json = check_files(out.path());
+    assert_eq!(json["kind"], "capacity");
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(html.contains("Goodput ratio by load band"));
+    let png = shots().join("goodput.png");
+    render(&out.path().join("report.html"), &png);
+    eprintln!("screenshot: {}", png.display());
     drop(prom);
     q_side.shutdown().await;
     k_side.shutdown().await;

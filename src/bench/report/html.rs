@@ -384,6 +384,30 @@ fn html_goodput(o: &mut String, c: &CapacityReport) {
                 esc(&w.detail)
             );
         }
+        o.push_str("<ul>");
+        for r in &g.replicas {
+            let _ = write!(
+                o,
+                "<li>replica {}: capacity {}",
+                esc(&r.replica),
+                r.capacity_qps.map_or("n/a".into(), |v| format!(
+                    "{}{v:.2} req/s",
+                    if r.lower_bound { "&ge; " } else { "" }
+                ))
+            );
+            if let Some(w) = &r.why {
+                let _ = write!(
+                    o,
+                    "; {:.2}&ndash;{:.2} req/s fails by <b>{}</b>: {}",
+                    w.qps_low,
+                    w.qps_high,
+                    esc(w.cause.as_str()),
+                    esc(&w.detail)
+                );
+            }
+            o.push_str("</li>");
+        }
+        o.push_str("</ul>\n");
         let series: Vec<Series> = g
             .replicas
             .iter()
@@ -427,7 +451,7 @@ fn html_goodput(o: &mut String, c: &CapacityReport) {
             .iter()
             .enumerate()
             .map(|(i, r)| Series {
-                name: format!("{} waiting", r.replica),
+                name: r.replica.clone(),
                 color: PALETTE[i % PALETTE.len()],
                 points: r
                     .bands
