@@ -7,12 +7,11 @@
 mod bench_support;
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bench_support::{config, Prometheus, SERIAL};
+use bench_support::{check_files, chromium, config, render, shots, Prometheus, SERIAL};
 use inferwatch::bench::capacity::CapacityReport;
 use inferwatch::bench::sweep::SweepResult;
 use inferwatch::bench::{run_bench, Scenario};
@@ -20,71 +19,6 @@ use inferwatch::energy::config::SourceMode;
 use support::{full, test_config, Sidecar, Upstream};
 
 const BIN: &str = env!("CARGO_BIN_EXE_inferwatch");
-
-fn chromium() -> &'static str {
-    for c in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
-        if Path::new(c).exists() {
-            return c;
-        }
-    }
-    panic!("chromium is missing (Debian chromium): run scripts/install-peers.sh");
-}
-
-/// Render `html` headless; return the screenshot path. Fails on console messages or network
-/// errors in Chromium's log, which a self-contained report must never produce.
-fn render(html: &Path, png: &Path) {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1100,1800",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", html.display()))
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "chromium failed: {log}");
-    for bad in ["CONSOLE(", "Uncaught", "net::ERR"] {
-        assert!(!log.contains(bad), "chromium logged {bad}: {log}");
-    }
-    let bytes = std::fs::read(png).unwrap();
-    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
-    assert!(
-        bytes.len() > 20_000,
-        "screenshot suspiciously small: {}",
-        bytes.len()
-    );
-}
-
-/// The screenshot goes where a human can look at it after the run.
-fn shots() -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-report-screenshots");
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn check_files(dir: &Path) -> serde_json::Value {
-    for f in ["report.json", "report.md", "report.html"] {
-        assert!(dir.join(f).exists(), "{f} missing");
-    }
-    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert!(html.contains("<svg"), "no chart");
-    // Self-contained: nothing fetched from anywhere.
-    for bad in ["<script", "src=\"http", "href=\"http", "@import"] {
-        assert!(!html.contains(bad), "report.html has {bad}");
-    }
-    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_cli_writes_reports_that_render_in_chromium() {
@@ -267,8 +201,11 @@ async fn report_from_prometheus_matches_the_bench() {
         "1s".into(),
         "--rate-window".into(),
         "3s".into(),
+        // Far above the 20 ms service time of an upstream that serves every request at once:
+        // no load level breaks it, only a loaded test machine's scheduling could (at 100 ms a
+        // band's tail of late wake-ups did, "beyond chance", with load average 13).
         "--slo-p99".into(),
-        "100ms".into(),
+        "500ms".into(),
         "--target-qps".into(),
         "400".into(),
         "--out".into(),

@@ -18,8 +18,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::client::HttpClient;
+use super::goodput::{self, RouteGoodput};
 use super::histogram::{histogram_quantile, pool};
-use super::prom::{parse_value, query_range};
+use super::prom::{counts_over, parse_value, query_range};
 use super::replicas::{self, ReplicaCapacity};
 use super::BenchError;
 use crate::metrics::names;
@@ -42,6 +43,9 @@ pub struct CapacityConfig {
     pub selector: String,
     pub replica_label: String,
     pub bands: usize,
+    /// Share of requests that must meet every bound of the route's SLO for a load band to
+    /// count as within the goodput capacity (`goodput.rs`).
+    pub goodput_target: f64,
 }
 
 impl CapacityConfig {
@@ -58,6 +62,9 @@ impl CapacityConfig {
             replica_label: "instance".into(),
             // Five bands: enough to see the knee, few enough that each has data.
             bands: 5,
+            // 99%: the share a p99 latency SLO allows over its bound, so the goodput and the
+            // latency capacity answer the same question on a route with only an e2e bound.
+            goodput_target: 0.99,
         }
     }
 
@@ -90,6 +97,9 @@ impl CapacityConfig {
             || self.target_qps.is_some_and(|q| q.is_nan() || q <= 0.0)
         {
             return bad("--slo-p99 and --target-qps must be positive");
+        }
+        if !(self.goodput_target > 0.0 && self.goodput_target < 1.0) {
+            return bad("--goodput-target must be above 0 and below 1");
         }
         if !self
             .replica_label
@@ -178,6 +188,13 @@ pub struct CapacityReport {
     pub target_qps: Option<f64>,
     pub queries: Vec<String>,
     pub routes: Vec<RouteCapacity>,
+    /// The goodput target the goodput capacity is judged against.
+    #[serde(default)]
+    pub goodput_target: f64,
+    /// Goodput capacity of every route with an SLO (`inferwatch_slo_requests_total` data),
+    /// with why its first failing load band fails.
+    #[serde(default)]
+    pub goodput: Vec<RouteGoodput>,
 }
 
 type Key = (String, String);
@@ -226,42 +243,15 @@ pub async fn capacity_report(
         names::ENERGY_PER_INFERENCE_JOULES,
         cfg.matchers(r#"kind="total""#)
     );
-    // The request count over exactly [start, end], per series: its value at `end` less its
-    // value at `start` (a series that did not exist yet started at 0: the sidecar creates a
-    // label set at its first request), or, where the counter reset in between (a restart),
-    // Prometheus' increase. (Summing a trailing rate at each step undercounts a range that
-    // outlasts the traffic; increase alone misses what a new series counted before its first
-    // scrape.)
+    // The request count over exactly [start, end], per series (`prom::counts_over`).
     let sel = format!("{}{}", names::REQUESTS_TOTAL, cfg.matchers(""));
     let q_count = format!("increase({sel}[{}ms])", cfg.range.as_millis());
     let base = &cfg.prometheus;
-    let at = |q: String, t: f64| async move {
-        query_range(client, base, &q, t, t, step).await.map(|m| {
-            m.into_iter()
-                .filter_map(|(mut l, p)| {
-                    l.remove("__name__");
-                    p.last().map(|&(_, v)| (l, v))
-                })
-                .collect::<BTreeMap<_, _>>()
-        })
-    };
-    let at_end = at(sel.clone(), end).await?;
-    let at_start = at(sel.clone(), start).await?;
-    let increased = at(q_count.clone(), end).await?;
     let mut counts: BTreeMap<Key, (f64, f64)> = BTreeMap::new();
-    for (labels, v_end) in &at_end {
-        let delta = v_end - at_start.get(labels).copied().unwrap_or(0.0);
-        let n = if delta >= 0.0 {
-            delta
-        } else {
-            increased.get(labels).copied().unwrap_or(0.0)
-        };
-        if !n.is_finite() {
-            continue;
-        }
+    for (labels, n) in counts_over(client, base, &sel, start, end, step).await? {
         let failed = labels.get("outcome").is_some_and(|o| o != "ok")
             || labels.get("code_class").is_some_and(|c| c == "5xx");
-        let c = counts.entry(key(labels)).or_default();
+        let c = counts.entry(key(&labels)).or_default();
         c.0 += n;
         if failed {
             c.1 += n;
@@ -326,6 +316,18 @@ pub async fn capacity_report(
         }
         routes.push(rc);
     }
+    let settings = goodput::Settings {
+        prometheus: base,
+        matchers: cfg.matchers(""),
+        replica_label: rl,
+        rate_window_ms: cfg.rate_window().as_millis(),
+        bands: cfg.bands,
+        target: cfg.goodput_target,
+        target_qps: cfg.target_qps,
+    };
+    let (goodput, goodput_queries) = goodput::goodput(client, &settings, start, end, step).await?;
+    let mut queries = vec![sel, q_count, q_req, q_buckets, q_energy];
+    queries.extend(goodput_queries);
     Ok(CapacityReport {
         prometheus: cfg.prometheus.clone(),
         start_unix: start,
@@ -336,8 +338,10 @@ pub async fn capacity_report(
         replica_label: cfg.replica_label.clone(),
         slo_p99_secs: cfg.slo_p99,
         target_qps: cfg.target_qps,
-        queries: vec![sel, q_count, q_req, q_buckets, q_energy],
+        queries,
         routes,
+        goodput_target: cfg.goodput_target,
+        goodput,
     })
 }
 

@@ -213,6 +213,10 @@ pub struct ReportArgs {
     /// Number of equal-width load bands between zero and the peak per-replica QPS.
     #[arg(long, default_value_t = 5)]
     bands: usize,
+    /// Routes with an SLO (inferwatch_slo_requests_total): the share of requests that must meet
+    /// every bound for a load band to be within the goodput capacity (0.99, as a p99 SLO).
+    #[arg(long, default_value_t = 0.99)]
+    goodput_target: f64,
     /// Write report.json, report.md and report.html into this directory.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -439,6 +443,7 @@ pub fn report_config(a: &ReportArgs) -> anyhow::Result<CapacityConfig> {
     cfg.selector = a.selector.clone();
     cfg.replica_label = a.replica_label.clone();
     cfg.bands = a.bands;
+    cfg.goodput_target = a.goodput_target;
     Ok(cfg)
 }
 

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod early_stop;
+pub mod goodput;
 pub mod histogram;
 pub mod llm;
 pub mod progress;
@@ -39,6 +40,7 @@ pub mod summary;
 pub mod svg;
 pub mod sweep;
 pub mod text;
+pub mod why;
 
 use std::time::Duration;
 

@@ -64,6 +64,48 @@ pub async fn query_range(
     Ok(out)
 }
 
+/// Each series' count over exactly `[start, end]`: its value at `end` less its value at `start`
+/// (a series that did not exist yet started at 0: the sidecar creates a label set at its first
+/// request), or, where the counter reset in between (a restart), Prometheus' `increase`.
+/// Summing a trailing rate at each step undercounts a range that outlasts the traffic;
+/// `increase` alone misses what a new series counted before its first scrape. `selector` is a
+/// counter with its matchers; `__name__` is dropped from the labels.
+pub async fn counts_over(
+    client: &HttpClient,
+    base: &str,
+    selector: &str,
+    start: f64,
+    end: f64,
+    step: f64,
+) -> Result<Vec<(BTreeMap<String, String>, f64)>, BenchError> {
+    let at = |q: String, t: f64| async move {
+        query_range(client, base, &q, t, t, step).await.map(|m| {
+            m.into_iter()
+                .filter_map(|(mut l, p)| {
+                    l.remove("__name__");
+                    p.last().map(|&(_, v)| (l, v))
+                })
+                .collect::<BTreeMap<_, _>>()
+        })
+    };
+    let range_ms = ((end - start) * 1000.0).round().max(1.0) as u64;
+    let at_end = at(selector.to_string(), end).await?;
+    let at_start = at(selector.to_string(), start).await?;
+    let increased = at(format!("increase({selector}[{range_ms}ms])"), end).await?;
+    Ok(at_end
+        .into_iter()
+        .filter_map(|(labels, v_end)| {
+            let delta = v_end - at_start.get(&labels).copied().unwrap_or(0.0);
+            let n = if delta >= 0.0 {
+                delta
+            } else {
+                increased.get(&labels).copied().unwrap_or(0.0)
+            };
+            n.is_finite().then_some((labels, n))
+        })
+        .collect())
+}
+
 /// A sample value as Prometheus writes it (`+Inf`, `-Inf`, `NaN` or a number); NaN is no value.
 pub fn parse_value(s: &str) -> Option<f64> {
     match s {

@@ -51,7 +51,6 @@ pub fn judge(
     edge_ms: i64,
     range_ms: (i64, i64),
 ) -> Vec<ReplicaCapacity> {
-    let step_ms = (step_secs * 1000.0).round() as i64;
     let mut by_replica: BTreeMap<&str, Vec<(i64, f64)>> = BTreeMap::new();
     for ((r, t), v) in steps {
         if v.0 > 1e-9 {
@@ -60,25 +59,42 @@ pub fn judge(
     }
     let mut out = Vec::new();
     for (replica, mut pts) in by_replica {
-        pts.sort_by_key(|p| p.0);
-        let (first, last) = (pts[0].0, pts[pts.len() - 1].0);
-        let total = pts.len();
-        let head = if first > range_ms.0 + step_ms {
-            edge_ms
-        } else {
-            0
-        };
-        let tail = if last < range_ms.1 - step_ms {
-            edge_ms
-        } else {
-            0
-        };
-        pts.retain(|(t, _)| *t >= first + head && *t <= last - tail);
-        let excluded = (total - pts.len()) as u64;
+        let excluded = trim_edges(&mut pts, step_secs, edge_ms, range_ms);
         let h = |t: i64| hist.get(&(replica.to_string(), t));
         out.push(one(replica, &pts, h, slo, bands, step_secs, excluded));
     }
     out
+}
+
+/// Leave out a replica's steps within `edge_ms` of the start or the stop of its traffic (the
+/// rate window straddles it), except where the traffic was already flowing when the range
+/// began or still flowing when it ended. `pts`: (step ms, load), any order; returns how many
+/// were left out.
+pub fn trim_edges(
+    pts: &mut Vec<(i64, f64)>,
+    step_secs: f64,
+    edge_ms: i64,
+    range_ms: (i64, i64),
+) -> u64 {
+    if pts.is_empty() {
+        return 0;
+    }
+    let step_ms = (step_secs * 1000.0).round() as i64;
+    pts.sort_by_key(|p| p.0);
+    let (first, last) = (pts[0].0, pts[pts.len() - 1].0);
+    let total = pts.len();
+    let head = if first > range_ms.0 + step_ms {
+        edge_ms
+    } else {
+        0
+    };
+    let tail = if last < range_ms.1 - step_ms {
+        edge_ms
+    } else {
+        0
+    };
+    pts.retain(|(t, _)| *t >= first + head && *t <= last - tail);
+    (total - pts.len()) as u64
 }
 
 fn one<'a>(
@@ -187,12 +203,18 @@ fn share_over(cum: &[(f64, f64)], x: f64) -> f64 {
 /// Whether `over` of `requests` over the SLO rules out (`above`) or confirms (`!above`) a true
 /// p99 within the SLO at 99% confidence: the binomial tail at a 1% rate.
 fn certain(requests: f64, over: f64, above: bool) -> bool {
+    certain_at(0.01, requests, over, above)
+}
+
+/// Whether `over` of `requests` rules out (`above`) or confirms (`!above`) a true share of at
+/// most `allowed` at 99% confidence: the binomial tail at that share.
+pub fn certain_at(allowed: f64, requests: f64, over: f64, above: bool) -> bool {
     let n = requests.round().max(0.0) as u64;
     if n == 0 {
         return false;
     }
     let k = over.round() as u64;
-    let Ok(b) = Binomial::new(0.01, n) else {
+    let Ok(b) = Binomial::new(allowed, n) else {
         return false;
     };
     if above {

@@ -270,5 +270,120 @@ pub fn capacity_text(r: &CapacityReport) -> String {
             );
         }
     }
+    goodput_text(&mut o, r);
     o
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{:.1}%", v * 100.0))
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}"))
+}
+
+/// The goodput capacity of routes with an SLO, with each replica's bands and engine gauges.
+fn goodput_text(o: &mut String, r: &CapacityReport) {
+    for g in &r.goodput {
+        let _ = writeln!(
+            o,
+            "goodput: route {} model {}: {:.0} requests, {} met every bound (target {})",
+            g.route,
+            g.model,
+            g.requests,
+            pct(g.goodput_ratio),
+            pct(Some(r.goodput_target))
+        );
+        let results: Vec<String> = g
+            .requests_by_result
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.0}"))
+            .collect();
+        let _ = writeln!(o, "  by result: {}", results.join(", "));
+        for rep in &g.replicas {
+            let _ = writeln!(
+                o,
+                "  replica {}: {} steps ({} warm-up/cool-down left out), peak {:.2} req/s",
+                rep.replica, rep.steps, rep.steps_excluded, rep.peak_qps
+            );
+            let _ = writeln!(
+                o,
+                "    {:>17} {:>5} {:>8} {:>9} {:>8}  {:>7} {:>7} {:>6} {:>8} {:>6}",
+                "band req/s",
+                "steps",
+                "requests",
+                "goodput/s",
+                "ratio",
+                "waiting",
+                "running",
+                "kv max",
+                "preempt/s",
+                "queue"
+            );
+            for b in &rep.bands {
+                let e = &b.engine;
+                let _ = writeln!(
+                    o,
+                    "    {:>8.2}..{:<8.2} {:>5} {:>8.0} {:>9.2} {:>8}  {:>7} {:>7} {:>6} {:>8} {:>6}{}",
+                    b.qps_low,
+                    b.qps_high,
+                    b.steps,
+                    b.requests,
+                    b.goodput_qps,
+                    pct(b.goodput_ratio),
+                    num(e.waiting_mean),
+                    num(e.running_mean),
+                    num(e.kv_cache_usage_max),
+                    num(e.preemptions_per_sec),
+                    pct(e.queue_share),
+                    match (b.meets_target, b.sure) {
+                        (Some(false), true) => "  BELOW TARGET",
+                        (Some(false), false) => "  below target (by chance?)",
+                        _ => "",
+                    }
+                );
+            }
+            let _ = writeln!(
+                o,
+                "    capacity: {}; {}",
+                rep.capacity_qps.map_or("n/a".into(), |c| format!(
+                    "{}{c:.2} req/s",
+                    if rep.lower_bound { ">= " } else { "" }
+                )),
+                rep.confidence
+            );
+            if let Some(w) = &rep.why {
+                let _ = writeln!(
+                    o,
+                    "    why {:.2}..{:.2} req/s fails: {} ({})",
+                    w.qps_low,
+                    w.qps_high,
+                    w.cause.as_str(),
+                    w.detail
+                );
+            }
+        }
+        if let Some(c) = g.capacity_qps_per_replica {
+            let _ = writeln!(
+                o,
+                "  goodput capacity per replica: {}{c:.2} req/s ({})",
+                if g.capacity_is_lower_bound { ">= " } else { "" },
+                g.confidence
+            );
+        }
+        if let Some(w) = &g.why {
+            let _ = writeln!(
+                o,
+                "  why it fails beyond: {} (replica {})",
+                w.cause.as_str(),
+                g.why_replica
+            );
+        }
+        if let (Some(n), Some(t)) = (g.replicas_needed, r.target_qps) {
+            let _ = writeln!(
+                o,
+                "  replicas needed for {t:.2} req/s at the goodput target: {n}"
+            );
+        }
+    }
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener as StdListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -25,6 +25,26 @@ pub async fn parallel_upstream(service: Duration) -> Upstream {
     Upstream::start(move |_req| async move {
         tokio::time::sleep(service).await;
         http::Response::new(full("ok"))
+    })
+    .await
+}
+
+/// Every request served in parallel, the `i`-th one (counted from 0 as they arrive) taking
+/// `low + (high - low) * ((i * 173) % n) / n`: any `n` consecutive requests take each of `n`
+/// evenly spaced service times exactly once, in a scrambled order. Two runs of `n` queries
+/// therefore see the same latency distribution, spread wide enough that a percentile is the
+/// distribution's and not the scheduling noise of a loaded machine.
+pub async fn spread_upstream(low: Duration, high: Duration, n: u64) -> Upstream {
+    assert!(!n.is_multiple_of(173), "n must be coprime to 173");
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    Upstream::start(move |_req| {
+        let i = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let k = ((i % n) * 173) % n;
+        let service = low + (high - low).mul_f64(k as f64 / n as f64);
+        async move {
+            tokio::time::sleep(service).await;
+            http::Response::new(full("ok"))
+        }
     })
     .await
 }
@@ -133,4 +153,71 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Headless Chromium (Debian `chromium`) for the report tests: the HTML reports must render
+/// with no console errors and fetch nothing.
+pub fn chromium() -> &'static str {
+    for c in ["/usr/bin/chromium", "/usr/bin/chromium-browser"] {
+        if Path::new(c).exists() {
+            return c;
+        }
+    }
+    panic!("chromium is missing (Debian chromium): run scripts/install-peers.sh");
+}
+
+/// Render `html` headless; return the screenshot path. Fails on console messages or network
+/// errors in Chromium's log, which a self-contained report must never produce.
+pub fn render(html: &Path, png: &Path) {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1100,1800",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chromium failed: {log}");
+    for bad in ["CONSOLE(", "Uncaught", "net::ERR"] {
+        assert!(!log.contains(bad), "chromium logged {bad}: {log}");
+    }
+    let bytes = std::fs::read(png).unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+    assert!(
+        bytes.len() > 20_000,
+        "screenshot suspiciously small: {}",
+        bytes.len()
+    );
+}
+
+/// The screenshot goes where a human can look at it after the run.
+pub fn shots() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-report-screenshots");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn check_files(dir: &Path) -> serde_json::Value {
+    for f in ["report.json", "report.md", "report.html"] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<svg"), "no chart");
+    // Self-contained: nothing fetched from anywhere.
+    for bad in ["<script", "src=\"http", "href=\"http", "@import"] {
+        assert!(!html.contains(bad), "report.html has {bad}");
+    }
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
 }

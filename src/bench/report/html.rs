@@ -18,7 +18,10 @@ pub fn page(f: &ReportFile) -> String {
     match (&f.bench, &f.sweep, &f.capacity) {
         (Some(r), _, _) => html_run(&mut body, r),
         (_, Some(s), _) => html_sweep(&mut body, s),
-        (_, _, Some(c)) => html_capacity(&mut body, c),
+        (_, _, Some(c)) => {
+            html_capacity(&mut body, c);
+            html_goodput(&mut body, c);
+        }
         _ => {}
     }
     format!(
@@ -355,5 +358,127 @@ fn html_capacity(o: &mut String, c: &CapacityReport) {
             }
             .render(),
         );
+    }
+}
+
+/// Goodput ratio by load band, one line per replica, and the cause of each replica's first
+/// failing band; the tables are in the text below.
+fn html_goodput(o: &mut String, c: &CapacityReport) {
+    for g in &c.goodput {
+        let _ = writeln!(
+            o,
+            "<h2>Goodput, route {}, model {}</h2><p>{}</p>",
+            esc(&g.route),
+            esc(&g.model),
+            esc(&match g.capacity_qps_per_replica {
+                Some(cap) => format!(
+                    "Goodput capacity per replica: {}{cap:.2} req/s at {:.1}% meeting every bound. {}",
+                    if g.capacity_is_lower_bound { ">= " } else { "" },
+                    c.goodput_target * 100.0,
+                    g.confidence
+                ),
+                None => format!("No goodput capacity: {}", g.confidence),
+            })
+        );
+        if let Some(w) = &g.why {
+            let _ = writeln!(
+                o,
+                "<p>Why it fails beyond: <span class=\"invalid\">{}</span> (replica {}): {}</p>",
+                esc(w.cause.as_str()),
+                esc(&g.why_replica),
+                esc(&w.detail)
+            );
+        }
+        o.push_str("<ul>");
+        for r in &g.replicas {
+            let _ = write!(
+                o,
+                "<li>replica {}: capacity {}",
+                esc(&r.replica),
+                r.capacity_qps.map_or("n/a".into(), |v| format!(
+                    "{}{v:.2} req/s",
+                    if r.lower_bound { "&ge; " } else { "" }
+                ))
+            );
+            if let Some(w) = &r.why {
+                let _ = write!(
+                    o,
+                    "; {:.2}&ndash;{:.2} req/s fails by <b>{}</b>: {}",
+                    w.qps_low,
+                    w.qps_high,
+                    esc(w.cause.as_str()),
+                    esc(&w.detail)
+                );
+            }
+            o.push_str("</li>");
+        }
+        o.push_str("</ul>\n");
+        let series: Vec<Series> = g
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Series {
+                name: r.replica.clone(),
+                color: PALETTE[i % PALETTE.len()],
+                points: r
+                    .bands
+                    .iter()
+                    .filter_map(|b| b.goodput_ratio.map(|v| (b.mean_qps, v * 100.0)))
+                    .collect(),
+            })
+            .collect();
+        o.push_str(
+            &Chart {
+                title: "Goodput ratio by load band".into(),
+                x_label: "req/s per replica (band mean)".into(),
+                y_label: "% meeting every bound".into(),
+                series,
+                h_rules: vec![Rule {
+                    value: c.goodput_target * 100.0,
+                    label: format!("target {:.1}%", c.goodput_target * 100.0),
+                    color: "#c62828",
+                }],
+                v_rules: g
+                    .capacity_qps_per_replica
+                    .map(|v| Rule {
+                        value: v,
+                        label: format!("capacity {v:.1}"),
+                        color: "#1a7f37",
+                    })
+                    .into_iter()
+                    .collect(),
+                y_scale: 1.0,
+            }
+            .render(),
+        );
+        let waiting: Vec<Series> = g
+            .replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Series {
+                name: r.replica.clone(),
+                color: PALETTE[i % PALETTE.len()],
+                points: r
+                    .bands
+                    .iter()
+                    .filter_map(|b| b.engine.waiting_mean.map(|v| (b.mean_qps, v)))
+                    .collect(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        if !waiting.is_empty() {
+            o.push_str(
+                &Chart {
+                    title: "Engine queue (requests waiting) by load band".into(),
+                    x_label: "req/s per replica (band mean)".into(),
+                    y_label: "requests waiting".into(),
+                    series: waiting,
+                    h_rules: vec![],
+                    v_rules: vec![],
+                    y_scale: 1.0,
+                }
+                .render(),
+            );
+        }
     }
 }

@@ -25,8 +25,119 @@ pub fn document(f: &ReportFile) -> String {
     }
     if let Some(c) = &f.capacity {
         md_capacity(&mut o, c);
+        md_goodput(&mut o, c);
     }
     o
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |v| format!("{:.1}%", v * 100.0))
+}
+
+fn num(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.2}"))
+}
+
+/// Goodput capacity per route with an SLO: each replica's bands with the engine's gauges, and
+/// why the first failing band fails.
+fn md_goodput(o: &mut String, c: &CapacityReport) {
+    if c.goodput.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "## Goodput capacity (target {} of requests meeting every bound)\n",
+        pct(Some(c.goodput_target))
+    );
+    for g in &c.goodput {
+        let _ = writeln!(o, "### route `{}`, model `{}`\n", g.route, g.model);
+        o.push_str("| figure | value |\n| --- | --- |\n");
+        let mut row = |k: &str, v: String| {
+            let _ = writeln!(o, "| {k} | {v} |");
+        };
+        row("requests", format!("{:.0}", g.requests));
+        row("goodput ratio", pct(g.goodput_ratio));
+        for (k, v) in &g.requests_by_result {
+            row(&format!("result {k}"), format!("{v:.0}"));
+        }
+        if let Some(cap) = g.capacity_qps_per_replica {
+            row(
+                "goodput capacity per replica",
+                format!(
+                    "{}{cap:.2} req/s",
+                    if g.capacity_is_lower_bound { ">= " } else { "" }
+                ),
+            );
+        }
+        if !g.confidence.is_empty() {
+            row("how sure", g.confidence.clone());
+        }
+        if let Some(w) = &g.why {
+            row(
+                "why it fails beyond",
+                format!(
+                    "{} (replica {}): {}",
+                    w.cause.as_str(),
+                    g.why_replica,
+                    w.detail
+                ),
+            );
+        }
+        if let (Some(n), Some(t)) = (g.replicas_needed, c.target_qps) {
+            row(&format!("replicas for {t:.2} req/s"), n.to_string());
+        }
+        o.push('\n');
+        for r in &g.replicas {
+            let _ = writeln!(
+                o,
+                "#### replica `{}`: capacity {} ({} steps, {} warm-up/cool-down left out)\n\n{}\n",
+                r.replica,
+                r.capacity_qps.map_or("n/a".into(), |v| format!(
+                    "{}{v:.2} req/s",
+                    if r.lower_bound { ">= " } else { "" }
+                )),
+                r.steps,
+                r.steps_excluded,
+                r.confidence
+            );
+            o.push_str("| load band (req/s) | steps | requests | goodput req/s | goodput ratio | target | waiting | running | KV-cache max | preemptions/s | queue share |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+            for b in &r.bands {
+                let e = &b.engine;
+                let _ = writeln!(
+                    o,
+                    "| {:.2} – {:.2} | {} | {:.0} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
+                    b.qps_low,
+                    b.qps_high,
+                    b.steps,
+                    b.requests,
+                    b.goodput_qps,
+                    pct(b.goodput_ratio),
+                    match (b.meets_target, b.sure) {
+                        (Some(true), _) => "met",
+                        (Some(false), true) => "missed",
+                        (Some(false), false) => "missed (unsure)",
+                        (None, _) => "-",
+                    },
+                    num(e.waiting_mean),
+                    num(e.running_mean),
+                    num(e.kv_cache_usage_max),
+                    num(e.preemptions_per_sec),
+                    pct(e.queue_share)
+                );
+            }
+            if let Some(w) = &r.why {
+                let _ = writeln!(
+                    o,
+                    "\n**Why {:.2} – {:.2} req/s fails: {}.** {}",
+                    w.qps_low,
+                    w.qps_high,
+                    w.cause.as_str(),
+                    w.detail
+                );
+            }
+            o.push('\n');
+        }
+    }
 }
 
 fn opt(v: Option<f64>) -> String {
