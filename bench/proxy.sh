@@ -5,6 +5,11 @@
 # the p99 added at half of inferwatch's max throughput, and inferwatch's RSS idle and peak.
 #
 #   bench/proxy.sh [--duration SECS] [--connections N] [--workers N] [--rounds N]
+#                  [--request-shape 1x3x224x224]
+#
+# --request-shape sends a KServe V2 FP32 tensor of that shape as each request (values with 9
+# significant digits, as a client serialising float32 writes them: 1x3x224x224 is ~2 MB of JSON)
+# instead of the default 4-feature row.
 #
 # Each figure is the median of --rounds runs, with the three targets interleaved within a
 # round, so a burst of background load hits all of them alike.
@@ -17,13 +22,15 @@ DURATION=10
 CONNS=32
 WORKERS=$(nproc)
 ROUNDS=3
+SHAPE=
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNS=$2; shift 2 ;;
     --workers) WORKERS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --request-shape) SHAPE=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -45,16 +52,27 @@ BODY=$(python3 -c 'import json; print(json.dumps({"model_name":"m","outputs":[{"
 
 common="daemon off; error_log $WORK/nginx-error.log warn; pid PIDFILE;
 events { worker_connections 4096; }"
+# nginx's `return` answers before reading a request body; a model server reads the whole
+# request first. With --request-shape the upstream reads it (nginx buffers a request body before
+# proxying it) and then hands the request to a second server in the same process that answers.
+if [[ -n "$SHAPE" ]]; then
+  ANSWER=$(free_port)
+  UPSTREAM_SERVERS="upstream answer { server 127.0.0.1:$ANSWER; keepalive 64; }
+  server { listen 127.0.0.1:$UP; location / { proxy_pass http://answer; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }
+  server { listen 127.0.0.1:$ANSWER; location / { default_type application/json; return 200 \"$BODY\"; } }"
+else
+  UPSTREAM_SERVERS="server { listen 127.0.0.1:$UP; location / { default_type application/json; return 200 \"$BODY\"; } }"
+fi
 cat > "$WORK/upstream.conf" <<CONF
 worker_processes 1;
 ${common//PIDFILE/$WORK/up.pid}
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { default_type application/json; return 200 "$BODY"; } } }
+http { access_log off; keepalive_requests 1000000; client_max_body_size 64m; client_body_buffer_size 4m;
+  $UPSTREAM_SERVERS }
 CONF
 cat > "$WORK/nginx-proxy.conf" <<CONF
 worker_processes $WORKERS;
 ${common//PIDFILE/$WORK/px.pid}
-http { access_log off; keepalive_requests 1000000;
+http { access_log off; keepalive_requests 1000000; client_max_body_size 64m;
   upstream model { server 127.0.0.1:$UP; keepalive 256; }
   server { listen 127.0.0.1:$NGX;
     location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; } } }
@@ -107,10 +125,26 @@ IDLE_RSS=$(rss_kb VmRSS)
 PATH_URL=/v2/models/m/infer
 # Every request is a real KServe V2 inference (POST, JSON tensor), so the tap and the adapter do
 # their full work on the inferwatch target.
-cat > "$WORK/post.lua" <<'LUA'
+if [[ -n "$SHAPE" ]]; then
+  python3 - "$SHAPE" "$WORK/body.json" <<'PY'
+import json, math, random, sys
+shape = [int(d) for d in sys.argv[1].split("x")]
+n = math.prod(shape)
+rng = random.Random(7)
+data = ",".join(f"{rng.uniform(-2.5, 2.5):.9g}" for _ in range(n))
+body = '{"inputs":[{"name":"x","shape":%s,"datatype":"FP32","data":[%s]}]}' % (json.dumps(shape), data)
+open(sys.argv[2], "w").write(body)
+print(f"request: FP32 tensor {sys.argv[1]}, {len(body)} bytes of JSON", file=sys.stderr)
+PY
+else
+  printf '%s' '{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}' > "$WORK/body.json"
+fi
+cat > "$WORK/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}'
+local f = io.open("$WORK/body.json", "rb")
+wrk.body = f:read("*a")
+f:close()
 LUA
 # wrk's Lua hook: a fixed delay per connection paces an approximate open rate.
 pace() { # rate connections -> lua file

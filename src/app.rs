@@ -138,7 +138,9 @@ impl App {
             let inspection = InspectionMetrics::register(&registry)?;
             let protocol = ProtocolMetrics::register(&registry, buckets.clone())?;
             output_tokens = Some(protocol.output_tokens.clone());
-            let (tap, rx) = Tap::new(&cfg.inspection, inspection.clone());
+            // One set of the tap's counters per route, `other` included.
+            let routes = cfg.proxy.routes.len() + 1;
+            let (tap, rx) = Tap::new(&cfg.inspection, inspection.clone(), routes);
             // The feedback join keys predictions by a request header the tap must keep.
             let keep = cfg
                 .feedback

@@ -2,6 +2,8 @@
 //! and inspection is slowed, what the tap keeps alive stays within `inspection.max_queued_bytes`
 //! (the process RSS grows by at most the budget plus the in-flight streams' own buffers), and the
 //! exchanges it could not hold are counted as `dropped_budget` — every response still arrives whole.
+//! And when the inspector lags behind a burst, the tap records one exchange in
+//! `busy_sample_one_in` and counts the rest as `sampled_out`: every exchange is accounted for.
 
 mod support;
 
@@ -133,6 +135,84 @@ async fn the_tap_holds_no_more_than_its_byte_budget() {
             "inferwatch_inspection_total",
             &[("result", "dropped_budget")]
         ) > 0.0
+    );
+    sidecar.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_past_a_lagging_inspector_is_sampled_and_every_exchange_counted() {
+    const ANSWER: &str = r#"{"model_name":"m","outputs":[{"name":"p","datatype":"FP32","shape":[1,3],"data":[0.1,0.7,0.2]}]}"#;
+    const REQUEST: &str =
+        r#"{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
+    let up = Upstream::start(|_req: Request<hyper::body::Incoming>| async move {
+        Response::builder()
+            .header("content-type", "application/json")
+            .body(full(ANSWER))
+            .unwrap()
+    })
+    .await;
+    let mut cfg = test_config(&up.url());
+    cfg.proxy.routes[0].protocol = Protocol::KserveV2;
+    cfg.inspection.queue_capacity = 16;
+    assert_eq!(
+        cfg.inspection.busy_sample_one_in, 10,
+        "the documented default"
+    );
+    let mut app = App::build(cfg).unwrap();
+    app.add_capture_hook(Arc::new(Slow));
+    let sidecar = Sidecar::start_app(app).await;
+    let url = sidecar.url("/v2/models/m/infer");
+
+    // 32 clients × 10 requests: far more than the 20 ms-per-capture inspector reads meanwhile.
+    const CLIENTS: usize = 32;
+    const EACH: usize = 10;
+    let client = client();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..EACH {
+                let req = Request::post(url.clone())
+                    .header("content-type", "application/json")
+                    .body(full(REQUEST))
+                    .unwrap();
+                let resp = client.request(req).await.expect("response");
+                assert_eq!(resp.status(), 200);
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(&body[..], ANSWER.as_bytes(), "every answer whole");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let sent = (CLIENTS * EACH) as f64;
+    // Every exchange ends up in exactly one result once the inspector has caught up.
+    assert_eventually!(
+        sidecar
+            .scrape()
+            .await
+            .sum("inferwatch_inspection_total", &[])
+            == sent,
+        Duration::from_secs(30)
+    );
+    let s = sidecar.scrape().await;
+    let result = |r: &str| s.sum("inferwatch_inspection_total", &[("result", r)]);
+    let (parsed, sampled) = (result("parsed"), result("sampled_out"));
+    eprintln!(
+        "{sent} sent: parsed {parsed}, sampled_out {sampled}, dropped_queue_full {}",
+        result("dropped_queue_full")
+    );
+    assert!(sampled > 0.0, "the lagging inspector made the tap sample");
+    assert!(parsed > 0.0, "one in ten is still inspected");
+    assert_eq!(
+        parsed + sampled + result("dropped_queue_full") + result("dropped_budget"),
+        sent
+    );
+    assert_eq!(
+        s.sum("inferwatch_requests_total", &[("outcome", "ok")]),
+        sent,
+        "the live path served every request"
     );
     sidecar.shutdown().await;
 }

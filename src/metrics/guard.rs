@@ -12,7 +12,8 @@ use super::{names, registered};
 /// `inferwatch_requests_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
-    /// HTTP/1.1 request head over `max_request_header_bytes`: 431 from the HTTP layer.
+    /// Request head over `max_request_header_bytes`: 431 (HTTP/1.1 from hyper, HTTP/2 from
+    /// `proxy::limits`).
     HeaderTooLarge,
     /// Two `Host` headers, or HTTP/1.1 without one (RFC 9112 §3.2): 400.
     BadHost,

@@ -14,7 +14,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use super::grpc;
+use super::{grpc, Inner};
 use crate::metrics::{CodeClass, GrpcCode, Outcome};
 use crate::routes::RouteStats;
 use crate::tap::{RequestTap, TapRecorder};
@@ -316,20 +316,24 @@ pub struct ResponseBody {
     idle: Idle,
     acct: Option<Accounting>,
     tap: Option<TapRecorder>,
+    /// The request's handle on the proxy (moved here from the request, so it costs nothing
+    /// more): the rate limit on warnings when the body fails.
+    proxy: Arc<Inner>,
 }
 
 impl ResponseBody {
-    pub fn new(
+    pub(crate) fn new(
         inner: Incoming,
-        idle: Option<Duration>,
+        proxy: Arc<Inner>,
         acct: Accounting,
         tap: Option<TapRecorder>,
     ) -> Self {
         let mut body = Self {
             inner,
-            idle: Idle::new(idle),
+            idle: Idle::new(proxy.body_idle),
             acct: Some(acct),
             tap,
+            proxy,
         };
         // A body that is already complete (HEAD, 204, 304, Content-Length: 0) may never be
         // polled by the server, so finish now rather than counting it as aborted on drop.
@@ -351,6 +355,22 @@ impl ResponseBody {
                 Outcome::Ok => tap.complete(Instant::now()),
                 Outcome::ClientAborted => tap.client_aborted(Instant::now()),
                 _ => {}
+            }
+        }
+    }
+
+    /// Log why the body failed: at WARN for the first of each interval per outcome (with the
+    /// count held back since the last one logged), at DEBUG for the rest (`warn.rs`); the
+    /// counters carry every request.
+    fn warn(&self, outcome: Outcome, error: &dyn std::fmt::Display, what: &str) {
+        let Some(a) = &self.acct else { return };
+        let route = &a.route().info.name;
+        match self.proxy.warnings.admit(outcome) {
+            Some(suppressed) => {
+                tracing::warn!(route = %route, outcome = outcome.as_str(), error = %error, suppressed, "{what} (suppressed: like warnings held back since the last one)")
+            }
+            None => {
+                tracing::debug!(route = %route, outcome = outcome.as_str(), error = %error, "{what}")
             }
         }
     }
@@ -405,9 +425,11 @@ impl Body for ResponseBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                if let Some(a) = &this.acct {
-                    tracing::warn!(route = %a.route().info.name, outcome = Outcome::ResponseReset.as_str(), error = %e, "upstream response broke off after headers; resetting client");
-                }
+                this.warn(
+                    Outcome::ResponseReset,
+                    &e,
+                    "upstream response broke off after headers; resetting client",
+                );
                 this.finish(Outcome::ResponseReset);
                 Poll::Ready(Some(Err(Box::new(e))))
             }
@@ -417,9 +439,11 @@ impl Body for ResponseBody {
             }
             Poll::Pending => {
                 if this.acct.is_some() && this.idle.expired(cx) {
-                    if let Some(a) = &this.acct {
-                        tracing::warn!(route = %a.route().info.name, outcome = Outcome::ResponseBodyTimeout.as_str(), "upstream response body idle too long; resetting client");
-                    }
+                    this.warn(
+                        Outcome::ResponseBodyTimeout,
+                        &"no body chunk within body_idle_timeout_secs",
+                        "upstream response body idle too long; resetting client",
+                    );
                     this.finish(Outcome::ResponseBodyTimeout);
                     return Poll::Ready(Some(Err(Box::new(ProxyBodyError(
                         "response body idle timeout",

@@ -32,7 +32,13 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<ProxyResponse, Infallible> {
     let start = Instant::now();
-    if let Some(reason) = limits::refuse(req.method(), req.version(), req.headers()) {
+    if let Some(reason) = limits::refuse(
+        req.method(),
+        req.version(),
+        req.uri(),
+        req.headers(),
+        inner.max_header,
+    ) {
         return Ok(refused(&inner, reason));
     }
     let stats = inner.router.route(req.uri().path()).clone();
@@ -212,7 +218,7 @@ pub(crate) async fn handle(
             if let Some(r) = recorder.as_mut() {
                 r.headers(parts.status, &parts.headers, now);
             }
-            let body = ResponseBody::new(body, inner.body_idle, acct, recorder);
+            let body = ResponseBody::new(body, inner, acct, recorder);
             Ok(Response::from_parts(parts, Either::Left(body)))
         }
     }

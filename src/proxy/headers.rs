@@ -23,8 +23,23 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// Most requests carry none, so one pass over the names decides; only then is anything looked
 /// up or removed (removing by name hashes it, which was a tenth of a request's cost).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
-    if !headers.keys().any(is_hop_by_hop) {
-        return;
+    let only_connection = {
+        let mut hop = headers.keys().filter(|k| is_hop_by_hop(k));
+        match hop.next() {
+            None => return,
+            Some(first) => first == header::CONNECTION && hop.next().is_none(),
+        }
+    };
+    // Nearly every HTTP/1.1 response (and many requests) carries `Connection: keep-alive` (or
+    // `close`) and no other hop-by-hop header: remove it with one lookup, without gathering
+    // names into lists (that path was a twentieth of a proxied request's instructions).
+    if only_connection {
+        if let header::Entry::Occupied(e) = headers.entry(header::CONNECTION) {
+            if e.iter().all(names_no_header) {
+                e.remove();
+                return;
+            }
+        }
     }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -58,6 +73,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     if keep_te_trailers && te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
+}
+
+/// Whether a `Connection` value names no header beyond the hop-by-hop ones (`keep-alive`,
+/// `close`, or nothing).
+fn names_no_header(v: &HeaderValue) -> bool {
+    v.as_bytes().split(|&b| b == b',').all(|t| {
+        let t = t.trim_ascii();
+        t.is_empty() || t.eq_ignore_ascii_case(b"keep-alive") || t.eq_ignore_ascii_case(b"close")
+    })
 }
 
 /// Append the client address to `X-Forwarded-For` (comma-separated, as the de-facto standard).
@@ -94,6 +118,24 @@ mod tests {
         assert!(h.contains_key("content-type"));
         strip_hop_by_hop(&mut h2, true);
         assert_eq!(h2.get("te").unwrap(), "trailers");
+    }
+
+    #[test]
+    fn a_lone_keep_alive_connection_header_goes_and_named_ones_still_do() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("Keep-Alive"));
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-type"));
+        // Connection is the only hop-by-hop name, but it names another header.
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("close, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-type"));
     }
 
     #[test]

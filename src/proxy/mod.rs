@@ -216,17 +216,22 @@ impl Proxy {
         // connections that client pools still hold).
         // The request head limit: hyper answers 431 once an unfinished HTTP/1.1 head fills the
         // connection's buffer, so one number bounds both the head and each connection's buffer
-        // memory (hyper's default, ~400 KB, let slow clients hold that much each); HTTP/2
-        // advertises it as SETTINGS_MAX_HEADER_LIST_SIZE and h2 answers 431 past it.
+        // memory (hyper's default, ~400 KB, let slow clients hold that much each). HTTP/2
+        // heads are measured per request in `limits::refuse`, so they are answered and counted
+        // like HTTP/1.1 ones; h2's own limit sits a margin above (see `H2_LAYER_MARGIN`).
         builder
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.inner.client_idle)
             .max_buf_size(self.inner.max_header);
+        let h2_layer = self
+            .inner
+            .max_header
+            .saturating_mul(limits::H2_LAYER_MARGIN);
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(self.inner.max_header).unwrap_or(u32::MAX));
+            .max_header_list_size(u32::try_from(h2_layer).unwrap_or(u32::MAX));
         let graceful = GracefulShutdown::new();
         let beating = self.heartbeat.clone().map(|hb| {
             tokio::spawn(async move {

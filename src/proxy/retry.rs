@@ -9,8 +9,9 @@
 //! small (at most [`REPLAY_MAX_BYTES`], declared by `Content-Length`) so it is still in memory.
 //!
 //! Per request this costs, for small bodies on HTTP/1.1 upstreams only: collecting the body
-//! (one frame in the common case, so no copy) and, on a reused connection, a copy of the
-//! request head (a `HeaderMap` clone) kept until response headers arrive.
+//! (one frame in the common case: kept as it came, no copy, no list) and, on a reused
+//! connection, a copy of the request head (a `HeaderMap` clone) kept until response headers
+//! arrive.
 
 use std::io;
 use std::pin::Pin;
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Request, Uri, Version};
 use http_body_util::{BodyExt, Either, Full};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -40,9 +41,31 @@ pub fn keepable(declared_len: Option<u64>, body: &RequestBody) -> bool {
 }
 
 /// Read a small body into memory, through [`RequestBody`] (so the size limit, the idle
-/// timeout and the tap still apply).
-pub async fn collect(body: RequestBody) -> Result<Bytes, BoxError> {
-    Ok(body.collect().await?.to_bytes())
+/// timeout and the tap still apply). A body of one frame (the common case: it came with the
+/// head) is kept as it came, with no copy and no list of frames; more frames are joined.
+pub async fn collect(mut body: RequestBody) -> Result<Bytes, BoxError> {
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        // Trailers on a request to an HTTP/1.1 upstream have nowhere to go: dropped, as before.
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        match (&mut joined, first.take()) {
+            (Some(buf), _) => buf.extend_from_slice(&data),
+            (None, None) => first = Some(data),
+            (None, Some(one)) => {
+                let mut buf = BytesMut::with_capacity(one.len() + data.len());
+                buf.extend_from_slice(&one);
+                buf.extend_from_slice(&data);
+                joined = Some(buf);
+            }
+        }
+    }
+    Ok(match joined {
+        Some(buf) => buf.freeze(),
+        None => first.unwrap_or_default(),
+    })
 }
 
 /// A copy of a request whose body is in memory, to send again.

@@ -32,6 +32,11 @@ pub struct RouteInfo {
     /// The `model` label until an adapter names the model.
     pub model: String,
     pub protocol: Protocol,
+    /// Position in the route table (`other` last), for per-route handles kept in arrays.
+    pub index: usize,
+    /// The route has an SLO (`[proxy.routes.slo]`): its goodput count needs every exchange
+    /// inspected, so the tap never samples it.
+    pub slo: bool,
 }
 
 /// Per-route state: label values, metric handles, the windowed latency sketch.
@@ -52,7 +57,9 @@ pub struct RouteStats {
 }
 
 impl RouteStats {
+    #[allow(clippy::too_many_arguments)]
     fn new(
+        index: usize,
         name: &str,
         model: &str,
         protocol: Protocol,
@@ -67,6 +74,8 @@ impl RouteStats {
                 name: name.to_string(),
                 model: model.to_string(),
                 protocol,
+                index,
+                slo,
             }),
             duration: metrics.duration.with_label_values(&[name, model]),
             ttfb: metrics.ttfb.with_label_values(&[name, model]),
@@ -172,6 +181,7 @@ impl Router {
         for r in routes {
             prefixes.push(r.path_prefix.clone());
             stats.push(Arc::new(RouteStats::new(
+                stats.len(),
                 &r.name,
                 &r.model,
                 r.protocol,
@@ -182,6 +192,7 @@ impl Router {
             )));
         }
         stats.push(Arc::new(RouteStats::new(
+            stats.len(),
             OTHER_ROUTE,
             "unknown",
             Protocol::Opaque,

@@ -21,6 +21,11 @@ impl Budget {
         })
     }
 
+    /// The most bytes that may be reserved at once.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
     /// Bytes reserved now.
     pub fn held(&self) -> u64 {
         self.held.load(Ordering::Relaxed)

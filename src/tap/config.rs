@@ -29,6 +29,10 @@ pub struct InspectionConfig {
     /// queued or being read; an exchange that would go over it is dropped and counted
     /// (`dropped_budget`), never waited for.
     pub max_queued_bytes: u64,
+    /// While the adapters are behind (the queue or the byte budget more than half full),
+    /// record one exchange in this many; the rest are forwarded as always and counted as
+    /// `sampled_out`. 1 records every exchange until the queue or budget is full.
+    pub busy_sample_one_in: u64,
     /// Distinct `class` label values per route; later classes are counted as `other`.
     pub max_class_labels: usize,
     /// Distinct `model` label values taken from payloads per route; later ones are `other`.
@@ -52,6 +56,11 @@ impl Default for InspectionConfig {
             // flight to the adapters; keeps the sidecar's RSS under load well below 64 MiB
             // whatever the payloads are.
             max_queued_bytes: 32 * 1024 * 1024,
+            // One in 10: a burst the adapters cannot keep up with costs the live path a tenth
+            // of the recording work (the rest is a counter), and a tenth of the traffic still
+            // gives the class, confidence and drift statistics thousands of samples a minute
+            // at the rates where the tap falls behind.
+            busy_sample_one_in: 10,
             // Enough for ImageNet-style top classes seen in practice on one route, few enough
             // that a model emitting free text as a "class" cannot blow up the series count.
             max_class_labels: 64,
@@ -71,6 +80,9 @@ pub fn validate(v: &mut Validator<'_>, i: &InspectionConfig) {
     }
     if let Some(m) = at_least_one(i.queue_capacity as u64) {
         v.report("inspection.queue_capacity", m);
+    }
+    if let Some(m) = at_least_one(i.busy_sample_one_in) {
+        v.report("inspection.busy_sample_one_in", m);
     }
     if i.max_queued_bytes < i.max_body_bytes {
         v.report(
