@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod openai;
 pub mod output;
 pub mod predict;
+pub mod schema;
 pub mod sse;
 pub mod tensor;
 pub mod tfserving;
