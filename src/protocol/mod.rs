@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod json;
 pub mod kserve_v2;
 pub mod kserve_v2_grpc;
+pub mod labels;
 pub mod metrics;
 pub mod openai;
 pub mod output;

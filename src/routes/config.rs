@@ -53,7 +53,8 @@ pub struct OutputConfig {
 /// example file sets every key to its default). With any bound set, every finished request on
 /// the route is classified in `inferwatch_slo_requests_total`: `met` (every bound), the first
 /// bound it missed in the order a request lives them (`missed_ttft`, `missed_tpot`,
-/// `missed_e2e`), or `failed` (no answer, or a non-2xx one).
+/// `missed_e2e`, also by a client that left past it), `failed` (no answer, or a non-2xx one), or
+/// `aborted` (the client left before any bound passed).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct SloConfig {
