@@ -37,7 +37,7 @@ impl Recorder {
 const ANSWER: &str = r#"{"model":"m","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#;
 
 /// What the upstream does, by the word in the request: `ok` answers at once, `fail` with a 500,
-/// `hang` never (the sidecar's first-byte timeout ends it), `slow` after a second.
+/// `hang` never (the sidecar's first-byte timeout ends it), `slow` after [`SLOW`].
 async fn upstream_for(word: &str) -> Response<Body> {
     let json = |status: u16, body: &'static str| {
         Response::builder()
@@ -53,7 +53,7 @@ async fn upstream_for(word: &str) -> Response<Body> {
             json(200, ANSWER)
         }
         "slow" => {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(SLOW).await;
             json(200, ANSWER)
         }
         _ => json(200, ANSWER),
@@ -62,11 +62,17 @@ async fn upstream_for(word: &str) -> Response<Body> {
 
 const OK: usize = 10;
 const FAIL: usize = 5;
+/// Two of each, sent side by side below.
 const HANG: usize = 2;
 const LEAVE: usize = 2;
-/// Far above an immediate answer's time on a loaded machine, far below the leaving client's wait.
-const TTFT_SECS: f64 = 0.2;
-const LEAVES_AFTER: Duration = Duration::from_millis(500);
+/// Far above an immediate answer's time even on a loaded 2-core machine, well below the
+/// leaving client's wait.
+const TTFT_SECS: f64 = 2.0;
+const LEAVES_AFTER: Duration = Duration::from_secs(3);
+/// The slow answer comes after the client left and before the sidecar's first-byte timeout:
+/// however late the sidecar notices the client leave, it waited past the TTFT bound.
+const SLOW: Duration = Duration::from_secs(4);
+const FIRST_BYTE_TIMEOUT_SECS: f64 = 5.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_and_clients_that_gave_up_are_classified_and_lower_the_goodput_signal() {
@@ -81,7 +87,7 @@ async fn failures_and_clients_that_gave_up_are_classified_and_lower_the_goodput_
     })
     .await;
     let mut cfg = test_config(&up.url());
-    cfg.proxy.first_byte_timeout_secs = 1.5;
+    cfg.proxy.first_byte_timeout_secs = FIRST_BYTE_TIMEOUT_SECS;
     cfg.proxy.routes = vec![RouteConfig {
         name: "chat".into(),
         path_prefix: "/v1/".into(),
@@ -105,21 +111,28 @@ async fn failures_and_clients_that_gave_up_are_classified_and_lower_the_goodput_
             )))
             .unwrap()
     };
-    let mut statuses = Vec::new();
-    for word in std::iter::repeat_n("ok", OK)
-        .chain(std::iter::repeat_n("fail", FAIL))
-        .chain(std::iter::repeat_n("hang", HANG))
-    {
-        let resp = client().request(request(word)).await.unwrap();
-        statuses.push(resp.status().as_u16());
-        resp.into_body().collect().await.unwrap();
+    let send = |word: &'static str| {
+        let req = request(word);
+        async move {
+            let resp = client().request(req).await.unwrap();
+            let status = resp.status().as_u16();
+            resp.into_body().collect().await.unwrap();
+            status
+        }
+    };
+    for word in std::iter::repeat_n("ok", OK).chain(std::iter::repeat_n("fail", FAIL)) {
+        send(word).await;
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 504).count(), HANG);
-    // Clients that stop waiting for the headers: they waited past the TTFT bound.
-    for _ in 0..LEAVE {
-        let left = tokio::time::timeout(LEAVES_AFTER, client().request(request("slow"))).await;
-        assert!(left.is_err(), "the slow answer came before the client left");
-    }
+    // Hung upstream requests, and clients that stop waiting for the headers (past the TTFT
+    // bound), side by side so the test waits one timeout, not four.
+    let leave = || tokio::time::timeout(LEAVES_AFTER, client().request(request("slow")));
+    let (h1, h2, l1, l2) = tokio::join!(send("hang"), send("hang"), leave(), leave());
+    let (hung, left) = (vec![h1, h2], [l1, l2]);
+    assert_eq!(hung, vec![504; HANG]);
+    assert!(
+        left.iter().all(Result::is_err),
+        "a slow answer came before its client left"
+    );
 
     let rc = [("route", "chat")];
     let total = OK + FAIL + HANG + LEAVE;
