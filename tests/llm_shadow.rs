@@ -21,9 +21,11 @@ use serde_json::Value;
 use support::llamacpp::{openai_llm, LlamaCpp};
 use support::*;
 
-/// Not a fraction with a small denominator: no pair of short answers lands exactly on it, so
-/// float rounding in two formulas of the same F1 cannot split a verdict.
-const TEXT_MIN: f64 = 0.618_034;
+/// Low enough that some of the twin's answers agree (another prompt template moves a small
+/// model's answers far: on this machine 2 of 8 pairs score 0.22 and 0.5, the rest under 0.12),
+/// and not a fraction with a small denominator: no pair of short answers lands exactly on it,
+/// so float rounding in two formulas of the same F1 cannot split a verdict.
+const TEXT_MIN: f64 = 0.190_983;
 
 /// ROUGE-L F1 over lower-cased white-space tokens, as `2·LCS / (m + n)` (the harmonic mean of
 /// LCS/m and LCS/n) from a full LCS table: written for this test, apart from the sidecar's.
@@ -98,7 +100,12 @@ async fn recording_relay(shadow: String, replays: Replays) -> Upstream {
                 .await
                 .unwrap();
             let (parts, body) = resp.into_parts();
-            let body = body.collect().await.unwrap().to_bytes();
+            // A broken answer is passed on as a failure (the shadow counts an error), not
+            // recorded.
+            let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+                eprintln!("the shadow server broke its answer to {prompt:?}");
+                return Response::builder().status(502).body(full("")).unwrap();
+            };
             let text = answer_text(&String::from_utf8_lossy(&body));
             replays.lock().unwrap().push((prompt, text));
             let mut out = Response::builder().status(parts.status);
@@ -132,7 +139,10 @@ fn spec() -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shadow_agreement_equals_the_clients_own_rouge_l_over_the_same_pairs() {
     let live = LlamaCpp::start().await;
-    let twin = LlamaCpp::start_with(&["--chat_format", "alpaca"]).await;
+    // Replays may overlap (the shadow runs up to max_in_flight at once); llama-cpp-python's
+    // server would cut a running stream short for each new request unless told to queue them.
+    let twin =
+        LlamaCpp::start_with(&["--chat_format", "alpaca", "--interrupt_requests", "false"]).await;
     let replays: Replays = Arc::default();
     let relay = recording_relay(twin.url(), replays.clone()).await;
     let dead = format!("http://127.0.0.1:{}", free_port());
