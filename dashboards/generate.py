@@ -239,12 +239,14 @@ def overview():
     b.row("Goodput (routes with [proxy.routes.slo])")
     b.panel("Goodput ratio (recording rule, 5 min)", [
         (f"route_model:inferwatch_goodput:ratio_rate5m{{{RM}}}", "{{route}} {{model}}"),
-    ], unit="percentunit", w=8, description="Share of classified requests that met every bound of "
-                                             "the route's SLO. InferwatchGoodputLow warns below 90%.")
+    ], unit="percentunit", w=8, description="Share of classified requests (all but aborted) that met "
+                                             "every bound of the route's SLO. InferwatchGoodputLow "
+                                             "warns below 90%.")
     b.panel("Requests by SLO result", [
         (f"sum by (route, result) (rate(inferwatch_slo_requests_total{{{SEL}}}[{RI}]))", "{{route}} {{result}}"),
     ], unit="reqps", w=16, description="met, the first bound missed (missed_ttft, missed_tpot, "
-                                       "missed_e2e), or failed.")
+                                       "missed_e2e), failed, or aborted (the client left before "
+                                       "any bound passed; not in the ratio).")
     b.row("Streaming (OpenAI-compatible routes)")
     b.panel("Time to first token p50 / p99", [
         (hq(0.5, "inferwatch_time_to_first_token_seconds"), "p50 {{route}} {{model}}"),

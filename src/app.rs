@@ -20,6 +20,7 @@ use crate::energy::{RouteLoad, RouteLoads};
 use crate::engine::EngineScraper;
 use crate::feedback::{self, Feedback};
 use crate::metrics::{self, geometric_buckets, names, registered, ProxyMetrics};
+use crate::protocol::inspect::LiveMisses;
 use crate::protocol::{CaptureHook, Inspector, NoSignals, ProtocolMetrics, SignalSink};
 use crate::proxy::{self, Heartbeat, Proxy};
 use crate::quality::{self, RouteFigures, SignalSender};
@@ -42,6 +43,12 @@ impl RouteFigures for RouteView {
     fn p99(&self, route: &str, window: Duration, now: tokio::time::Instant) -> Option<f64> {
         let r = self.0.get(route)?;
         r.sketch.snapshot(window, now).quantile(0.99)
+    }
+}
+
+impl LiveMisses for RouteView {
+    fn slo_misses(&self, route: &str) -> Option<u64> {
+        self.0.get(route)?.slo_misses()
     }
 }
 
@@ -191,7 +198,11 @@ impl App {
             tokio::time::Instant::now(),
         )?;
         // The adapters' per-feature values and confidences feed the charts and drift tests.
-        let mut inspector = inspector.map(|i| i.with_signals(Arc::new(signals.clone())));
+        // The live path's SLO misses (no answer, failures) join the goodput signals.
+        let mut inspector = inspector.map(|i| {
+            i.with_signals(Arc::new(signals.clone()))
+                .with_live_misses(routes.clone())
+        });
         let upstream = canary::Upstream {
             url: &cfg.proxy.upstream,
             connect_timeout: Duration::from_secs_f64(cfg.proxy.connect_timeout_secs),

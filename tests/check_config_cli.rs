@@ -139,6 +139,32 @@ fn files_that_run_reads_are_checked_too() {
     );
 }
 
+/// Issue 13: check-config refuses a route's JSON Schema that `run` could not compile.
+#[test]
+fn an_invalid_json_schema_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("schema.json");
+    std::fs::write(&schema, r#"{"type": "no-such-type"}"#).unwrap();
+    let (out, file, _d) = check_text(&format!(
+        "[[proxy.routes]]\nname = \"chat\"\npath_prefix = \"/v1/\"\nprotocol = \"openai\"\n\
+         [proxy.routes.output]\njson_schema_file = \"{}\"\n",
+        schema.display()
+    ));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: 1 problem(s) in {file}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "  proxy.routes[0].output.json_schema_file: {}: invalid JSON Schema",
+            schema.display()
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn absurd_durations_are_rejected_with_a_short_message() {
     let (out, file, _d) = check_text(

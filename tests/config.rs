@@ -719,3 +719,58 @@ e2e_secs = 1.0
         ["proxy.routes[0].slo: classifying requests against an SLO reads decoded live traffic: needs inspection.enabled = true"]
     );
 }
+
+/// Issue 13: a route's JSON Schema is read and compiled at load; an unreadable file, a file that
+/// is not JSON and a schema that is not one are errors naming the key.
+#[test]
+fn json_schema_files_are_read_and_compiled_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let not_json = dir.path().join("not.json");
+    std::fs::write(&not_json, "{type: object}").unwrap();
+    let not_schema = dir.path().join("bad.json");
+    std::fs::write(&not_schema, r#"{"type": "no-such-type"}"#).unwrap();
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, r#"{"type": "object"}"#).unwrap();
+    let route = |i: usize, file: &Path| {
+        format!(
+            "[[proxy.routes]]\nname = \"r{i}\"\npath_prefix = \"/r{i}/\"\nprotocol = \"openai\"\n\
+             [proxy.routes.output]\njson_schema_file = \"{}\"\n",
+            file.display()
+        )
+    };
+    let toml: String = [&missing, &not_json, &not_schema, &good]
+        .iter()
+        .enumerate()
+        .map(|(i, f)| route(i, f))
+        .collect();
+    let errors = errors_of(&toml);
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    let want = [
+        format!(
+            "proxy.routes[0].output.json_schema_file: cannot read {}: ",
+            missing.display()
+        ),
+        format!(
+            "proxy.routes[1].output.json_schema_file: {} is not JSON: ",
+            not_json.display()
+        ),
+        format!(
+            "proxy.routes[2].output.json_schema_file: {}: invalid JSON Schema",
+            not_schema.display()
+        ),
+    ];
+    for (got, want) in errors.iter().zip(&want) {
+        assert!(got.starts_with(want), "{got}\nwanted {want}…");
+    }
+    // Only OpenAI-compatible routes read answers.
+    let errors = errors_of(&format!(
+        "[[proxy.routes]]\nname = \"infer\"\npath_prefix = \"/v2/\"\nprotocol = \"kserve_v2\"\n\
+         [proxy.routes.output]\njson_schema_file = \"{}\"\n",
+        good.display()
+    ));
+    assert_eq!(
+        errors,
+        ["proxy.routes[0].output: output checks read LLM answers: protocol must be \"openai\", got \"kserve_v2\""]
+    );
+}

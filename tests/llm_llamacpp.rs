@@ -5,15 +5,14 @@
 
 mod support;
 
-use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use inferwatch::config::Config;
-use inferwatch::routes::config::{Protocol, RouteConfig};
-use support::llamacpp::LlamaCpp;
+use inferwatch::protocol::SignalSink;
+use inferwatch::routes::config::{Protocol, RouteConfig, SloConfig};
+use support::llamacpp::{openai_llm as client, LlamaCpp};
 use support::*;
-
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/openai_llm.py");
 
 fn chat_config(upstream: &str) -> Config {
     let mut cfg = test_config(upstream);
@@ -25,27 +24,6 @@ fn chat_config(upstream: &str) -> Config {
         ..RouteConfig::default()
     }];
     cfg
-}
-
-/// Run the peer script; its stdout as JSON.
-async fn client(args: Vec<String>) -> serde_json::Value {
-    let python = peers_python(&["openai"]);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(SCRIPT)
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "openai client failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 const STREAMS: usize = 16;
@@ -155,7 +133,13 @@ async fn a_stream_the_client_leaves_is_aborted_and_inspected_as_far_as_it_went()
     const READ: u64 = 3;
     const LONG: u64 = 400;
     let llm = LlamaCpp::start().await;
-    let sc = Sidecar::start(chat_config(&llm.url())).await;
+    // Bounds the client cannot pass before it leaves: the request is `aborted`, no signal.
+    let mut cfg = chat_config(&llm.url());
+    cfg.proxy.routes[0].slo = generous_slo();
+    let signals = Arc::new(Signals::default());
+    let mut app = inferwatch::app::App::build(cfg).unwrap();
+    app.set_signal_sink(signals.clone());
+    let sc = Sidecar::start_app(app).await;
     let got = client(vec![
         "abort".into(),
         sc.url("/v1"),
@@ -207,7 +191,81 @@ async fn a_stream_the_client_leaves_is_aborted_and_inspected_as_far_as_it_went()
         s.sum("inferwatch_completions_total", &[("route", "chat")]),
         0.0
     );
+    // Classified once, as aborted: it left before any bound passed, so it says nothing of
+    // the server and is no goodput observation.
+    assert_eq!(
+        s.sum("inferwatch_slo_requests_total", &[("route", "chat")]),
+        1.0
+    );
+    assert_eq!(
+        s.sum(
+            "inferwatch_slo_requests_total",
+            &[("route", "chat"), ("result", "aborted")]
+        ),
+        1.0
+    );
     sc.shutdown().await;
+    assert!(signals.goodput().is_empty(), "{:?}", signals.goodput());
+
+    // A TTFT bound the first token has passed when the client leaves: a miss, and a zero.
+    let mut cfg = chat_config(&llm.url());
+    cfg.proxy.routes[0].slo = SloConfig {
+        ttft_secs: 1e-6,
+        ..generous_slo()
+    };
+    let signals = Arc::new(Signals::default());
+    let mut app = inferwatch::app::App::build(cfg).unwrap();
+    app.set_signal_sink(signals.clone());
+    let sc = Sidecar::start_app(app).await;
+    let got = client(vec![
+        "abort".into(),
+        sc.url("/v1"),
+        READ.to_string(),
+        LONG.to_string(),
+    ])
+    .await;
+    assert_eq!(got["chunks"].as_u64(), Some(READ));
+    assert_eventually!(
+        sc.scrape().await.sum(
+            "inferwatch_slo_requests_total",
+            &[("route", "chat"), ("result", "missed_ttft")]
+        ) == 1.0,
+        Duration::from_secs(10)
+    );
+    let s = sc.scrape().await;
+    assert_eq!(
+        s.sum("inferwatch_slo_requests_total", &[("route", "chat")]),
+        1.0
+    );
+    sc.shutdown().await;
+    assert_eq!(signals.goodput(), [0.0]);
+}
+
+/// Bounds no short request on this machine comes near.
+fn generous_slo() -> SloConfig {
+    SloConfig {
+        e2e_secs: 600.0,
+        ttft_secs: 120.0,
+        tpot_secs: 10.0,
+    }
+}
+
+/// The `goodput:chat` observations the inspector offered.
+#[derive(Default)]
+struct Signals(Mutex<Vec<f64>>);
+
+impl SignalSink for Signals {
+    fn observe(&self, signal: &str, value: f64) {
+        if signal == "goodput:chat" {
+            self.0.lock().unwrap().push(value);
+        }
+    }
+}
+
+impl Signals {
+    fn goodput(&self) -> Vec<f64> {
+        self.0.lock().unwrap().clone()
+    }
 }
 
 /// The goodput test's requests, each with the kind it is built as: short (a short prompt and
@@ -313,7 +371,7 @@ async fn goodput_round(llm: &LlamaCpp, spec: &[serde_json::Value], spec_arg: &st
     let e2e_secs = bound_between(of("short", |r| r.2), of("long_answer", |r| r.2));
 
     let mut cfg = chat_config(&llm.url());
-    cfg.proxy.routes[0].slo = inferwatch::routes::config::SloConfig {
+    cfg.proxy.routes[0].slo = SloConfig {
         e2e_secs,
         ttft_secs,
         tpot_secs: 0.0,

@@ -1,6 +1,6 @@
 //! LLM output-quality signals: a scripted OpenAI-compatible upstream answers with known shares
-//! of truncated, empty, refusing and non-JSON answers (plain and streamed); the signals the
-//! inspector offers equal those shares exactly.
+//! of truncated, empty, refusing, non-JSON and off-schema answers (plain and streamed); the
+//! signals the inspector offers equal those shares exactly.
 
 mod support;
 
@@ -26,7 +26,7 @@ impl SignalSink for Recorder {
 }
 
 /// The cycle of answers: (text, finish reason). Per 10: 2 truncated, 2 empty, 1 refusal, 5
-/// valid JSON documents.
+/// valid JSON documents, 4 of them valid against [`SCHEMA`] (`[1,2]` is not an object).
 const ANSWERS: [(&str, &str); 10] = [
     (r#"{"a":1}"#, "stop"),
     (r#"{"b":2}"#, "stop"),
@@ -39,6 +39,10 @@ const ANSWERS: [(&str, &str); 10] = [
     ("plain words", "length"),
     (r#"{"e":5}"#, "stop"),
 ];
+
+/// Objects of integers, at least one property.
+const SCHEMA: &str =
+    r#"{"type": "object", "minProperties": 1, "additionalProperties": {"type": "integer"}}"#;
 
 fn plain(i: usize) -> String {
     let (text, finish) = ANSWERS[i % 10];
@@ -90,6 +94,9 @@ async fn output_signals_equal_the_upstreams_shares() {
         }
     })
     .await;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("schema.json");
+    std::fs::write(&schema, SCHEMA).unwrap();
     let mut cfg = test_config(&up.url());
     cfg.proxy.routes = vec![RouteConfig {
         name: "chat".into(),
@@ -99,6 +106,7 @@ async fn output_signals_equal_the_upstreams_shares() {
         output: OutputConfig {
             refusal_regex: r"(?i)\b(sorry|can't help|cannot help)\b".into(),
             expect_json: true,
+            json_schema_file: schema.display().to_string(),
         },
         ..RouteConfig::default()
     }];
@@ -139,6 +147,7 @@ async fn output_signals_equal_the_upstreams_shares() {
     assert_eq!(share("empty:chat"), 0.2);
     assert_eq!(share("refusal:chat"), 0.1);
     assert_eq!(share("valid_json:chat"), 0.5);
+    assert_eq!(share("valid_schema:chat"), 0.4);
     // Tokens per completion: 1..=10 in turn, mean 5.5.
     assert_eq!(share("output_tokens:chat"), 5.5);
     sc.shutdown().await;

@@ -21,9 +21,14 @@
 //!   numbers at `pointer` in the response, or without `pointer` the rows' predicted values;
 //! - `text` (exact after trimming) or `regex` against the generated text (OpenAI-compatible
 //!   answers), or against the string at `pointer`;
+//! - `json_schema`: the generated text (or the string at `pointer`) is a JSON document valid
+//!   against this JSON Schema (structured output); given inline as an object, or as a string: a
+//!   schema file, relative to the golden set's folder. A value at `pointer` that is not a string
+//!   is judged as it is;
 //! - `abs_tolerance`, `rel_tolerance`: this row's tolerances instead of the probe's.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use regex::Regex;
@@ -32,6 +37,7 @@ use serde_json::Value;
 
 use crate::client::answer::{close, flatten_numbers, Answer};
 use crate::protocol::json::lookup;
+use crate::protocol::schema::JsonSchema;
 use crate::protocol::Rule;
 
 /// Most rows in one golden set: a round sends every row, one at a time.
@@ -58,6 +64,7 @@ pub struct Expect {
     pub pointer: Option<String>,
     pub text: Option<String>,
     pub regex: Option<Regex>,
+    pub json_schema: Option<Arc<JsonSchema>>,
     pub abs_tolerance: Option<f64>,
     pub rel_tolerance: Option<f64>,
 }
@@ -89,6 +96,8 @@ struct RawExpect {
     text: Option<String>,
     #[serde(default)]
     regex: Option<String>,
+    #[serde(default)]
+    json_schema: Option<Value>,
     #[serde(default)]
     abs_tolerance: Option<f64>,
     #[serde(default)]
@@ -122,11 +131,22 @@ pub fn load(file: &Path, default_path: &str) -> Result<Vec<GoldenRow>, GoldenErr
         path: shown.clone(),
         source,
     })?;
-    parse(&text, &shown, default_path)
+    parse_in(&text, &shown, default_path, file.parent())
 }
 
-/// Parse golden rows from JSON Lines text (blank lines and lines starting with `#` skipped).
+/// Parse golden rows from JSON Lines text (blank lines and lines starting with `#` skipped);
+/// schema files are relative to the working directory.
 pub fn parse(text: &str, shown: &str, default_path: &str) -> Result<Vec<GoldenRow>, GoldenError> {
+    parse_in(text, shown, default_path, None)
+}
+
+/// [`parse`], with schema files relative to `folder` (the golden set's).
+fn parse_in(
+    text: &str,
+    shown: &str,
+    default_path: &str,
+    folder: Option<&Path>,
+) -> Result<Vec<GoldenRow>, GoldenError> {
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
@@ -199,6 +219,17 @@ pub fn parse(text: &str, shown: &str, default_path: &str) -> Result<Vec<GoldenRo
             None => None,
             Some(r) => Some(Regex::new(&r).map_err(|err| bad(format!("regex: {err}")))?),
         };
+        let json_schema = match e.json_schema {
+            None => None,
+            Some(Value::String(file)) => {
+                let file = folder.map_or_else(|| Path::new(&file).to_path_buf(), |d| d.join(&file));
+                Some(JsonSchema::load(&file).map_err(|err| bad(format!("json_schema: {err}")))?)
+            }
+            Some(schema) => Some(
+                JsonSchema::compile(&schema).map_err(|err| bad(format!("json_schema: {err}")))?,
+            ),
+        }
+        .map(Arc::new);
         if e.top_k.is_some() && (classes.is_none() || e.pointer.is_none()) {
             return Err(bad("top_k needs class and pointer (the scores)".into()));
         }
@@ -220,6 +251,7 @@ pub fn parse(text: &str, shown: &str, default_path: &str) -> Result<Vec<GoldenRo
             pointer: e.pointer,
             text: e.text,
             regex,
+            json_schema,
             abs_tolerance: e.abs_tolerance,
             rel_tolerance: e.rel_tolerance,
         };
@@ -227,9 +259,10 @@ pub fn parse(text: &str, shown: &str, default_path: &str) -> Result<Vec<GoldenRo
             && expect.values.is_none()
             && expect.text.is_none()
             && expect.regex.is_none()
+            && expect.json_schema.is_none()
         {
             return Err(bad(
-                "expect has no check (class, value, text or regex)".into()
+                "expect has no check (class, value, text, regex or json_schema)".into(),
             ));
         }
         rows.push(GoldenRow {
@@ -347,6 +380,21 @@ impl Expect {
                 }
             }
         }
+        if let Some(schema) = &self.json_schema {
+            match at_pointer {
+                Some(v) if !v.is_string() && self.classes.is_none() && self.values.is_none() => {
+                    if !schema.is_valid(v) {
+                        return Err(
+                            "the value at pointer is not valid against the JSON Schema".into()
+                        );
+                    }
+                }
+                Some(Value::String(s)) if self.classes.is_none() && self.values.is_none() => {
+                    schema.check_text(s)?
+                }
+                _ => schema.check_text(answer.text.as_deref().ok_or("the answer has no text")?)?,
+            }
+        }
         Ok(())
     }
 }
@@ -450,6 +498,68 @@ mod tests {
     }
 
     #[test]
+    fn json_schema_rows_inline_or_from_a_file_beside_the_golden_set() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("city.json"),
+            r#"{"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}"#,
+        )
+        .unwrap();
+        let golden = dir.path().join("g.jsonl");
+        std::fs::write(
+            &golden,
+            concat!(
+                r#"{"request": {}, "expect": {"json_schema": "city.json"}}"#,
+                "\n",
+                r#"{"request": {}, "expect": {"json_schema": {"type": "array"}, "pointer": "/out"}}"#,
+                "\n",
+            ),
+        )
+        .unwrap();
+        let rows = load(&golden, "/v1/chat/completions").unwrap();
+        let rule = Rule::default();
+        let text = |t: &str| Answer {
+            predictions: Vec::new(),
+            text: Some(t.into()),
+            json: Some(serde_json::json!({"out": [1], "s": "[2]"})),
+        };
+        let check = |i: usize, a: &Answer| rows[i].expect.check(a, &rule, 0.0, 0.0);
+        assert!(check(0, &text(r#"{"city": "Paris"}"#)).is_ok());
+        let e = check(0, &text(r#"{"town": "Paris"}"#)).unwrap_err();
+        assert!(e.starts_with("not valid against the JSON Schema"), "{e}");
+        let e = check(0, &text("Paris")).unwrap_err();
+        assert!(e.starts_with("the answer is not JSON"), "{e}");
+        // A value at pointer is judged as it is.
+        assert!(check(1, &text("")).is_ok());
+        let mut object = text("");
+        object.json = Some(serde_json::json!({"out": {"a": 1}}));
+        assert!(check(1, &object).is_err());
+        // A schema that is not one, or a file that is not there, names the row.
+        let e = parse(
+            r#"{"request": {}, "expect": {"json_schema": {"type": 5}}}"#,
+            "g",
+            "/a",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("g:1: json_schema: invalid JSON Schema"),
+            "{e}"
+        );
+        let e = parse(
+            r#"{"request": {}, "expect": {"json_schema": "nope.json"}}"#,
+            "g",
+            "/a",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("g:1: json_schema: cannot read nope.json"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn bad_rows_name_their_line() {
         let e = parse("{\"request\": 1}\n", "g.jsonl", "/a").unwrap_err();
         assert!(
@@ -460,7 +570,7 @@ mod tests {
         let e = parse("{\"request\": 1, \"expect\": {}}", "g.jsonl", "/a").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "g.jsonl:1: expect has no check (class, value, text or regex)"
+            "g.jsonl:1: expect has no check (class, value, text, regex or json_schema)"
         );
         let e = parse("{\"request\": 1, \"expect\": {\"class\": 1}}", "g", "").unwrap_err();
         assert_eq!(e.to_string(), "g:1: no `path` here and the probe sets none");

@@ -16,6 +16,11 @@ enum Source {
     Max(&'static str),
     /// The sum over the series whose label has this value.
     SumWhere(&'static str, &'static str, &'static str),
+    /// The largest of the series whose label has this value.
+    MaxWhere(&'static str, &'static str, &'static str),
+    /// The sum of every one of these sources that the engine exports (two queues in a row, or
+    /// prefill and decode time), absent when none is.
+    Both(&'static [Source]),
     /// A cumulative metric (counter or histogram `_sum`) times a unit factor (µs → s).
     Scaled(&'static str, f64),
 }
@@ -68,8 +73,12 @@ const SGLANG: Table = Table {
     prefix_hit_ratio: &[Max("sglang:cache_hit_rate")],
     prefix_hits: &[],
     prefix_queries: &[],
-    preemptions: &[],
-    queue_secs: &[],
+    // SGLang's preemption is a retraction (a running request sent back to the queue when the
+    // KV cache runs out).
+    preemptions: &[Sum("sglang:num_retracted_requests_total")],
+    queue_secs: &[Scaled("sglang:queue_time_seconds_sum", 1.0)],
+    // Its GPU busy time (`sglang:gpu_execution_seconds_total`) is wall time, not a sum over
+    // requests like the queue time: their ratio would mislead, so none.
     compute_secs: &[],
 };
 
@@ -92,8 +101,17 @@ const TRITON: Table = Table {
         "request_type",
         "active",
     )],
-    waiting: &[Sum("nv_inference_pending_request_count")],
-    kv_cache_usage: &[],
+    // Triton's own scheduler queues, then the TensorRT-LLM batcher's: a request waits in one,
+    // then perhaps the other.
+    waiting: &[Both(&[
+        SumWhere("nv_trt_llm_request_metrics", "request_type", "waiting"),
+        Sum("nv_inference_pending_request_count"),
+    ])],
+    kv_cache_usage: &[MaxWhere(
+        "nv_trt_llm_kv_cache_block_metrics",
+        "kv_cache_block_type",
+        "fraction",
+    )],
     prefix_hit_ratio: &[],
     prefix_hits: &[],
     prefix_queries: &[],
@@ -111,7 +129,11 @@ const LLAMACPP: Table = Table {
     prefix_queries: &[],
     preemptions: &[],
     queue_secs: &[],
-    compute_secs: &[],
+    // Prompt processing plus generation: the slots' busy time.
+    compute_secs: &[Both(&[
+        Sum("llamacpp:prompt_seconds_total"),
+        Sum("llamacpp:tokens_predicted_seconds_total"),
+    ])],
 };
 
 const MLSERVER: Table = Table {
@@ -199,6 +221,15 @@ fn value(source: Source, samples: &[Sample]) -> Option<f64> {
             .map(|s| s.value)
             .reduce(|a, b| a + b)
             .and_then(finite),
+        MaxWhere(n, label, want) => of(n)
+            .filter(|s| s.label(label) == Some(want))
+            .map(|s| s.value)
+            .reduce(f64::max)
+            .and_then(finite),
+        Both(sources) => sources
+            .iter()
+            .filter_map(|s| value(*s, samples))
+            .reduce(|a, b| a + b),
         Scaled(n, factor) => of(n)
             .map(|s| s.value)
             .reduce(|a, b| a + b)
@@ -245,6 +276,8 @@ mod tests {
                     waiting: Some(4.0),
                     kv_cache_usage: Some(0.28),
                     prefix_hit_ratio: Some(0.007507552643049313),
+                    preemptions_total: Some(3.0),
+                    queue_secs_total: Some(42.5),
                     ..Reading::default()
                 },
             ),
@@ -264,7 +297,9 @@ mod tests {
                 EngineKind::Triton,
                 Reading {
                     running: Some(6.0),
-                    waiting: Some(8.0),
+                    // 2 in the batcher's queue, 3 + 5 in Triton's.
+                    waiting: Some(10.0),
+                    kv_cache_usage: Some(0.75),
                     queue_secs_total: Some(2.5),
                     compute_secs_total: Some(40.0),
                     ..Reading::default()
@@ -277,6 +312,7 @@ mod tests {
                     running: Some(1.0),
                     waiting: Some(2.0),
                     kv_cache_usage: Some(0.5),
+                    compute_secs_total: Some(12.75),
                     ..Reading::default()
                 },
             ),

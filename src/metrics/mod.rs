@@ -320,6 +320,9 @@ pub mod slo_result {
     pub const MISSED_TPOT: &str = "missed_tpot";
     pub const MISSED_E2E: &str = "missed_e2e";
     pub const FAILED: &str = "failed";
+    /// The client left before the end, before any bound had passed: neither good nor bad, so
+    /// out of the goodput ratio's denominator.
+    pub const ABORTED: &str = "aborted";
 }
 
 impl ProxyMetrics {
@@ -329,7 +332,7 @@ impl ProxyMetrics {
             IntCounterVec::new(
                 Opts::new(
                     names::SLO_REQUESTS_TOTAL,
-                    "Requests on routes with an SLO by result: met (every bound), missed_ttft, missed_tpot, missed_e2e (the first bound missed), failed (no answer or a non-2xx one).",
+                    "Requests on routes with an SLO by result: met (every bound), missed_ttft, missed_tpot, missed_e2e (the first bound missed, also by a client that gave up past it), failed (no answer, a non-2xx one or a broken one), aborted (the client left before any bound passed).",
                 ),
                 &["route", "model", "result"],
             )?,

@@ -1,9 +1,13 @@
 //! Checks of each route's `[proxy.routes.prediction]` rule: JSON pointers, class labels and
-//! feature bounds, judged against the route's protocol. The rule's types are keys of a route entry
-//! (`routes::config`); interpreting them is this module's job, and so is judging them.
+//! feature bounds, judged against the route's protocol; and of `[proxy.routes.output]
+//! json_schema_file` (read and compiled here, so the live path's modules never see a schema).
+//! The rule's types are keys of a route entry (`routes::config`); interpreting them is this
+//! module's job, and so is judging them.
 
 use crate::config::validator::Validator;
 use crate::routes::config::{PredictionConfig, PredictionKind, Protocol, RouteConfig};
+
+use super::schema::JsonSchema;
 
 /// Longest class label in `class_labels`.
 pub const MAX_CLASS_LABEL_LEN: usize = 128;
@@ -14,6 +18,15 @@ pub fn validate(v: &mut Validator<'_>, routes: &[RouteConfig]) {
     for (i, route) in routes.iter().enumerate() {
         if v.clean(&[&format!("proxy.routes[{i}].protocol")]) {
             prediction(v, i, route.protocol, &route.prediction);
+        }
+        let schema = &route.output.json_schema_file;
+        if !schema.is_empty() {
+            if let Err(problem) = JsonSchema::load(std::path::Path::new(schema)) {
+                v.report(
+                    &format!("proxy.routes[{i}].output.json_schema_file"),
+                    problem,
+                );
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 //! input anomalies as metrics, plus per-feature values and confidences as quality signals.
 //! Label values taken from payloads (models, classes) are capped per route, then `other`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use prometheus::IntCounterVec;
@@ -13,6 +13,7 @@ use crate::metrics::slo_result;
 use crate::routes::config::{Protocol, RouteConfig, SloConfig};
 use crate::tap::config::InspectionConfig;
 
+pub use super::labels::{class_index, CappedLabels, CLASS_BINS, MAX_LABEL_LEN, NO_CLASS, OTHER};
 pub use super::metrics::ProtocolMetrics;
 use super::output::OutputSignals;
 use super::{decode, decode_received, goodput, Exchange, Inference, InputSignature, Rule};
@@ -38,6 +39,18 @@ pub trait CaptureHook: Send + Sync {
     fn seen(&self, seen: &Seen<'_>);
 }
 
+/// How many requests on a route with an SLO the live path classified as not good (no answer,
+/// a failure, a client that left past a bound before the headers): no capture brings them here,
+/// so the inspector reads this count (through this narrow trait, implemented in `app.rs` over
+/// the route table) and offers each new one as a `goodput:<route>` zero.
+pub trait LiveMisses: Send + Sync {
+    fn slo_misses(&self, route: &str) -> Option<u64>;
+}
+
+/// How often the inspector offers the live path's SLO misses as signals: often enough that a
+/// chart sees a failing server within a subgroup or two, rarely enough to cost nothing.
+pub const LIVE_MISSES_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One inspected capture as hooks see it.
 pub struct Seen<'a> {
     pub capture: &'a Capture,
@@ -52,13 +65,6 @@ pub struct NoSignals;
 
 impl SignalSink for NoSignals {}
 
-/// `class` label for predictions without a class (regressors).
-pub const NO_CLASS: &str = "none";
-/// The label value past a cap.
-pub const OTHER: &str = "other";
-/// Longest model or class label value taken from a payload; longer ones are `other`.
-pub const MAX_LABEL_LEN: usize = 128;
-
 /// Input anomaly kinds, the `kind` label of `inferwatch_input_anomalies_total`.
 pub mod anomaly {
     pub const NAN: &str = "nan";
@@ -71,37 +77,6 @@ pub mod anomaly {
 /// Results counted in `inferwatch_inspection_total` besides the tap's own.
 pub const SKIPPED_STATUS: &str = "skipped_status";
 pub const SKIPPED_ENDPOINT: &str = InspectionMetrics::SKIPPED_ENDPOINT;
-
-/// The first `cap` distinct values seen; everything after is `other`.
-#[derive(Debug)]
-pub struct CappedLabels {
-    cap: usize,
-    seen: HashSet<String>,
-}
-
-impl CappedLabels {
-    pub fn new(cap: usize) -> Self {
-        Self {
-            cap,
-            seen: HashSet::new(),
-        }
-    }
-
-    /// The label value for `value`: itself while under the cap (or already seen), else `other`.
-    pub fn label<'a>(&mut self, value: &'a str) -> &'a str {
-        if self.seen.contains(value) {
-            return value;
-        }
-        let acceptable = !value.is_empty()
-            && value.len() <= MAX_LABEL_LEN
-            && !value.chars().any(char::is_control);
-        if acceptable && self.seen.len() < self.cap {
-            self.seen.insert(value.to_string());
-            return value;
-        }
-        OTHER
-    }
-}
 
 /// Per route and model: the first input signature and the signal names.
 struct ModelState {
@@ -124,6 +99,8 @@ struct RouteState {
     /// `[proxy.routes.slo]`, and its signal `goodput:{route}` (1 met, 0 missed or failed).
     slo: SloConfig,
     goodput_signal: String,
+    /// The live path's SLO misses already offered as signals.
+    live_misses_seen: u64,
     /// `class:{route}`: each predicted class as its index, for a chi-square drift test.
     class_signal: String,
     /// OpenAI-compatible routes' output-quality signals.
@@ -141,6 +118,7 @@ pub struct Inspector {
     /// `inferwatch_slo_requests_total`, shared with the live path (which counts the requests
     /// that got no answer).
     slo: Option<IntCounterVec>,
+    live_misses: Option<Arc<dyn LiveMisses>>,
 }
 
 impl Inspector {
@@ -173,6 +151,7 @@ impl Inspector {
                     per_model: HashMap::new(),
                     slo: r.slo,
                     goodput_signal: format!("goodput:{}", r.name),
+                    live_misses_seen: 0,
                     class_signal: format!("class:{}", r.name),
                     output: (r.protocol == Protocol::Openai)
                         .then(|| OutputSignals::new(&r.name, &r.output)),
@@ -188,6 +167,7 @@ impl Inspector {
             max_features: i.max_features_tracked,
             hooks: Vec::new(),
             slo: None,
+            live_misses: None,
         }
     }
 
@@ -195,6 +175,13 @@ impl Inspector {
     /// (`inferwatch_slo_requests_total{route,model,result}`).
     pub fn with_slo(mut self, slo: IntCounterVec) -> Self {
         self.slo = Some(slo);
+        self
+    }
+
+    /// The same inspector, offering the live path's SLO misses (`live`) as `goodput:<route>`
+    /// zeros every [`LIVE_MISSES_EVERY`].
+    pub fn with_live_misses(mut self, live: Arc<dyn LiveMisses>) -> Self {
+        self.live_misses = Some(live);
         self
     }
 
@@ -212,18 +199,40 @@ impl Inspector {
 
     /// Read captures until `stop` turns true, then drain what is already queued and return.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Capture>, mut stop: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(LIVE_MISSES_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
+                // First, or a busy queue would starve it; ready once a second.
+                _ = tick.tick() => self.offer_live_misses(),
                 capture = rx.recv() => match capture {
                     Some(c) => self.inspect(&c),
-                    None => return,
+                    None => break,
                 },
                 _ = stop.wait_for(|s| *s) => break,
             }
         }
         while let Ok(c) = rx.try_recv() {
             self.inspect(&c);
+        }
+        self.offer_live_misses();
+    }
+
+    /// Offer each SLO miss the live path counted since the last look as a `goodput:<route>`
+    /// zero (a failing server's requests never reach the inspector as captures).
+    pub fn offer_live_misses(&mut self) {
+        let Some(live) = &self.live_misses else {
+            return;
+        };
+        for route in self.routes.values_mut() {
+            let Some(now) = live.slo_misses(&route.name) else {
+                continue;
+            };
+            for _ in route.live_misses_seen..now {
+                self.signals.observe(&route.goodput_signal, 0.0);
+            }
+            route.live_misses_seen = route.live_misses_seen.max(now);
         }
     }
 
@@ -240,9 +249,10 @@ impl Inspector {
             response_chunks: &c.response_chunks,
         };
         if c.client_aborted {
-            // What the client received is recorded; hooks (shadow replay, feedback) want
-            // whole answers only.
-            self.record_received(&c.route.name, c.status, &ex);
+            // What the client received is recorded and judged against the SLO; hooks (shadow
+            // replay, feedback) want whole answers only.
+            let received = self.record_received(&c.route.name, c.status, &ex);
+            self.classify(c, received.as_ref());
             return;
         }
         let decoded = self.decode_and_record(&c.route.name, c.status, &ex);
@@ -266,29 +276,30 @@ impl Inspector {
     }
 
     /// Count one answered request against its route's SLO and offer it as `goodput:{route}`.
-    /// A client that left before the end did not wait for it: not classified.
+    /// A client that left before the end is judged on what it lived (see
+    /// [`goodput::classify_aborted`]); `aborted` is no signal, neither good nor bad.
     fn classify(&mut self, c: &Capture, decoded: Option<&(String, Inference)>) {
         let Some(slo) = &self.slo else { return };
         let Some(route) = self.routes.get_mut(&c.route.name) else {
             return;
         };
-        if !route.slo.is_set() || c.client_aborted {
+        if !route.slo.is_set() {
             return;
         }
-        let result = if c.status.is_success() {
-            goodput::classify(
-                &route.slo,
-                c.total,
-                decoded.and_then(|(_, i)| i.tokens.as_ref()),
-            )
-        } else {
-            slo_result::FAILED
+        let tokens = decoded.and_then(|(_, i)| i.tokens.as_ref());
+        let result = match (c.status.is_success(), c.client_aborted) {
+            (true, false) => goodput::classify(&route.slo, c.total, tokens),
+            (true, true) => goodput::classify_aborted(&route.slo, c.total, tokens),
+            (false, _) => slo_result::FAILED,
         };
         let model = match decoded {
             Some((m, _)) => m.as_str(),
             None => route.models.label(&route.default_model),
         };
         slo.with_label_values(&[&route.name, model, result]).inc();
+        if result == slo_result::ABORTED {
+            return;
+        }
         self.signals.observe(
             &route.goodput_signal,
             f64::from(u8::from(result == slo_result::MET)),
@@ -296,32 +307,39 @@ impl Inspector {
     }
 
     /// Record what a client that went away mid-response received (a stream's time to first
-    /// token and tokens so far), counted as `client_aborted` whatever could be read.
-    fn record_received(&mut self, route: &str, status: http::StatusCode, ex: &Exchange<'_>) {
-        let Some(route) = self.routes.get_mut(route) else {
-            return;
-        };
+    /// token and tokens so far), counted as `client_aborted` whatever could be read; the model
+    /// label and what was read, if anything.
+    fn record_received(
+        &mut self,
+        route: &str,
+        status: http::StatusCode,
+        ex: &Exchange<'_>,
+    ) -> Option<(String, Inference)> {
+        let route = self.routes.get_mut(route)?;
         if !status.is_success() {
             self.inspection.count(&route.name, SKIPPED_STATUS);
-            return;
+            return None;
         }
-        match decode_received(route.protocol, ex) {
+        let received = match decode_received(route.protocol, ex) {
             Ok(Some(inference)) => {
-                record(
+                let model = record(
                     route,
                     &inference,
                     &self.metrics,
                     self.signals.as_ref(),
                     self.max_features,
                 );
+                Some((model, inference))
             }
-            Ok(None) => {}
+            Ok(None) => None,
             Err(error) => {
                 tracing::debug!(route = %route.name, path = %ex.path, %error, "malformed payload before the client went away");
+                None
             }
-        }
+        };
         self.inspection
             .count(&route.name, InspectionMetrics::CLIENT_ABORTED);
+        received
     }
 
     /// Decode and record; the model label and inference when it was one.
@@ -364,29 +382,6 @@ impl Inspector {
             }
         }
     }
-}
-
-/// Class indices a `class:{route}` signal takes: the quality engine's categorical drift test
-/// keeps this many bins (`quality::drift_runtime::MAX_CLASSES`).
-pub const CLASS_BINS: u64 = 64;
-
-/// The index `class:{route}` carries for a predicted class, the same after a restart (a drift
-/// test's saved reference stays valid): its position in the route's `class_labels`, else the
-/// label itself when it is a number below [`CLASS_BINS`], else an FNV-1a hash of it modulo
-/// [`CLASS_BINS`] (names that collide share a bin: the test sees fewer classes, stays valid).
-pub fn class_index(class_labels: &[String], class: &str) -> f64 {
-    if let Some(k) = class_labels.iter().position(|l| l == class) {
-        return k as f64;
-    }
-    if let Ok(k) = class.parse::<u64>() {
-        if k < CLASS_BINS {
-            return k as f64;
-        }
-    }
-    let hash = class.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    (hash % CLASS_BINS) as f64
 }
 
 /// Record one decoded inference on its route's metrics and signals; returns its `model` label.
@@ -558,24 +553,4 @@ fn record(
         }
     }
     model
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn class_index_is_stable_and_bounded() {
-        let labels = [
-            "setosa".to_string(),
-            "versicolor".into(),
-            "virginica".into(),
-        ];
-        assert_eq!(class_index(&labels, "virginica"), 2.0);
-        assert_eq!(class_index(&[], "7"), 7.0);
-        let hashed = class_index(&[], "cat");
-        assert_eq!(hashed, class_index(&[], "cat"));
-        assert!(hashed >= 0.0 && hashed < CLASS_BINS as f64);
-        assert!(class_index(&[], "1000") < CLASS_BINS as f64);
-    }
 }

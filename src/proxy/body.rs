@@ -148,7 +148,7 @@ impl Accounting {
             (Some(s), _) | (None, Some(s)) => CodeClass::from_status(s),
             (None, None) => CodeClass::None,
         };
-        self.stats.count(class, outcome);
+        self.stats.count_timed(class, outcome, now - self.start);
         // Latency is the time the client waited for the upstream. Failures answered locally
         // (overload, limits, connect errors) say nothing about the model server and would drag
         // the quantiles down, so they are counted but not timed; a stall that ended in a

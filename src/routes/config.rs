@@ -32,8 +32,8 @@ pub struct RouteConfig {
 }
 
 /// `[proxy.routes.output]` (OpenAI-compatible routes): the checks behind the output-quality
-/// signals `refusal:<route>` and `valid_json:<route>` (`output_tokens:<route>`,
-/// `truncated:<route>` and `empty:<route>` need no setting).
+/// signals `refusal:<route>`, `valid_json:<route>` and `valid_schema:<route>`
+/// (`output_tokens:<route>`, `truncated:<route>` and `empty:<route>` need no setting).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct OutputConfig {
@@ -43,13 +43,18 @@ pub struct OutputConfig {
     /// Answers should be JSON documents (structured output): each one is a `valid_json`
     /// observation.
     pub expect_json: bool,
+    /// A JSON Schema file answers should be valid against: each answer is a `valid_schema`
+    /// observation (judged off the live path; the file is read and compiled at config load by
+    /// `protocol::config`). Empty = no schema check.
+    pub json_schema_file: String,
 }
 
 /// `[proxy.routes.slo]`: per-request bounds, any subset; 0 = not set (TOML has no null, and the
 /// example file sets every key to its default). With any bound set, every finished request on
 /// the route is classified in `inferwatch_slo_requests_total`: `met` (every bound), the first
 /// bound it missed in the order a request lives them (`missed_ttft`, `missed_tpot`,
-/// `missed_e2e`), or `failed` (no answer, or a non-2xx one).
+/// `missed_e2e`, also by a client that left past it), `failed` (no answer, or a non-2xx one), or
+/// `aborted` (the client left before any bound passed).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct SloConfig {
@@ -290,7 +295,7 @@ fn validate_slo(v: &mut Validator<'_>, i: usize, route: &RouteConfig) {
 /// Output checks read LLM answers: OpenAI-compatible routes only, and a regex that compiles.
 fn validate_output(v: &mut Validator<'_>, i: usize, route: &RouteConfig) {
     let out = &route.output;
-    let set = !out.refusal_regex.is_empty() || out.expect_json;
+    let set = !out.refusal_regex.is_empty() || out.expect_json || !out.json_schema_file.is_empty();
     if set && route.protocol != Protocol::Openai {
         v.report(
             &format!("proxy.routes[{i}].output"),

@@ -8,6 +8,7 @@
 
 pub mod config;
 mod latency_gauges;
+mod slo;
 
 pub use latency_gauges::LatencyExporter;
 
@@ -19,8 +20,9 @@ use tokio::time::Instant;
 
 use crate::latency::config::LatencyConfig;
 use crate::latency::WindowedSketch;
-use crate::metrics::{slo_result, CodeClass, GrpcCode, Outcome, ProxyMetrics};
-use config::{Protocol, RouteConfig};
+use crate::metrics::{CodeClass, GrpcCode, Outcome, ProxyMetrics};
+use config::{Protocol, RouteConfig, SloConfig};
+use slo::LiveSlo;
 
 pub use config::OTHER_ROUTE;
 
@@ -51,9 +53,9 @@ pub struct RouteStats {
     counters: Vec<OnceLock<IntCounter>>,
     grpc_counters: [OnceLock<IntCounter>; GrpcCode::COUNT],
     metrics: ProxyMetrics,
-    /// `inferwatch_slo_requests_total{result="failed"}` under the route's model, on routes with
-    /// an SLO: requests that got no answer never reach the inspector that classifies the rest.
-    slo_failed: Option<IntCounter>,
+    /// `inferwatch_slo_requests_total` under the route's model, on routes with an SLO: the
+    /// requests no capture brings to the inspector that classifies the rest.
+    slo: Option<LiveSlo>,
 }
 
 impl RouteStats {
@@ -63,7 +65,7 @@ impl RouteStats {
         name: &str,
         model: &str,
         protocol: Protocol,
-        slo: bool,
+        slo: Option<&SloConfig>,
         metrics: &ProxyMetrics,
         lat: &LatencyConfig,
         start: Instant,
@@ -75,7 +77,7 @@ impl RouteStats {
                 model: model.to_string(),
                 protocol,
                 index,
-                slo,
+                slo: slo.is_some(),
             }),
             duration: metrics.duration.with_label_values(&[name, model]),
             ttfb: metrics.ttfb.with_label_values(&[name, model]),
@@ -91,16 +93,18 @@ impl RouteStats {
                 .collect(),
             grpc_counters: std::array::from_fn(|_| OnceLock::new()),
             metrics: metrics.clone(),
-            slo_failed: slo.then(|| {
-                metrics
-                    .slo
-                    .with_label_values(&[name, model, slo_result::FAILED])
-            }),
+            slo: slo.map(|slo| LiveSlo::new(name, model, slo, metrics)),
         }
     }
 
-    /// Count one finished request.
+    /// Count one finished request whose time does not matter to its SLO class (one the sidecar
+    /// answered itself).
     pub fn count(&self, class: CodeClass, outcome: Outcome) {
+        self.count_timed(class, outcome, Duration::ZERO);
+    }
+
+    /// Count one finished request, `elapsed` after its start.
+    pub fn count_timed(&self, class: CodeClass, outcome: Outcome, elapsed: Duration) {
         let slot = class.index() * Outcome::ALL.len() + outcome.index();
         self.counters[slot]
             .get_or_init(|| {
@@ -112,10 +116,8 @@ impl RouteStats {
                 ])
             })
             .inc();
-        if let Some(failed) = &self.slo_failed {
-            if !matches!(outcome, Outcome::Ok | Outcome::ClientAborted) {
-                failed.inc();
-            }
+        if let Some(slo) = &self.slo {
+            slo.finished(class, outcome, elapsed);
         }
     }
 
@@ -155,6 +157,13 @@ impl RouteStats {
         (total, failed)
     }
 
+    /// Requests on a route with an SLO that the live path classified as not good (no answer,
+    /// a failure, a client that left past a bound before the headers); `None` without an SLO.
+    /// Read off the live path.
+    pub fn slo_misses(&self) -> Option<u64> {
+        self.slo.as_ref().map(LiveSlo::misses)
+    }
+
     /// Record one request's total duration in the histogram and the sliding-window sketch.
     pub fn observe_duration(&self, secs: f64, now: Instant) {
         self.duration.observe(secs);
@@ -185,7 +194,7 @@ impl Router {
                 &r.name,
                 &r.model,
                 r.protocol,
-                r.slo.is_set(),
+                r.slo.is_set().then_some(&r.slo),
                 metrics,
                 latency,
                 start,
@@ -196,7 +205,7 @@ impl Router {
             OTHER_ROUTE,
             "unknown",
             Protocol::Opaque,
-            false,
+            None,
             metrics,
             latency,
             start,

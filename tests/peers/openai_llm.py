@@ -5,7 +5,8 @@
       STREAMS streamed and PLAIN plain chat completions, temperature 0, alternating prompts;
       each stream asks for usage (stream_options.include_usage) as a careful client would.
       Prints one JSON object per request: stream, ttft (s, first non-empty content, None for
-      plain), e2e (s), chunks (content chunks received), finish_reason, usage (dict or None).
+      plain), e2e (s), chunks (content chunks received), finish_reason, usage (dict or None),
+      text (the answer's content as the client assembled it).
   openai_llm.py requests BASE_URL SPEC
       The requests SPEC (a JSON list of {"prompt", "max_tokens", "stream"}) in order, each
       measured as in `run`, plus tpot (s per token after the first: (last content chunk -
@@ -34,7 +35,7 @@ def client(base_url):
 
 def streamed(c, prompt, max_tokens):
     start = time.monotonic()
-    ttft, last, chunks, finish, usage = None, None, 0, None, None
+    ttft, last, chunks, finish, usage, text = None, None, 0, None, None, ""
     stream = c.chat.completions.create(
         model="smollm2", messages=[{"role": "user", "content": prompt}], stream=True,
         temperature=0, max_tokens=max_tokens, stream_options={"include_usage": True},
@@ -44,6 +45,7 @@ def streamed(c, prompt, max_tokens):
             usage = chunk.usage.model_dump()
         for choice in chunk.choices:
             if choice.delta.content:
+                text += choice.delta.content
                 chunks += 1
                 last = time.monotonic() - start
                 if ttft is None:
@@ -52,7 +54,7 @@ def streamed(c, prompt, max_tokens):
                 finish = choice.finish_reason
     tpot = (last - ttft) / (chunks - 1) if chunks >= 2 else None
     return {"stream": True, "ttft": ttft, "tpot": tpot, "e2e": time.monotonic() - start,
-            "chunks": chunks, "finish_reason": finish, "usage": usage}
+            "chunks": chunks, "finish_reason": finish, "usage": usage, "text": text}
 
 
 def plain(c, prompt, max_tokens):
@@ -64,7 +66,8 @@ def plain(c, prompt, max_tokens):
     return {"stream": False, "ttft": None, "tpot": None, "e2e": time.monotonic() - start,
             "chunks": 0,
             "finish_reason": r.choices[0].finish_reason,
-            "usage": r.usage.model_dump() if r.usage else None}
+            "usage": r.usage.model_dump() if r.usage else None,
+            "text": r.choices[0].message.content or ""}
 
 
 def run(base_url, streams, plains, max_tokens):

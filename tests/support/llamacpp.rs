@@ -3,6 +3,7 @@
 
 use std::process::{Command, Stdio};
 
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/openai_llm.py");
 use super::{free_port, peers_python, wait_mlserver_ready, KillOnDrop};
 
 /// llama.cpp's server on a free port, killed when dropped.
@@ -56,4 +57,25 @@ impl LlamaCpp {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+}
+
+/// Run the official `openai` client script (`tests/peers/openai_llm.py`); its stdout as JSON.
+pub async fn openai_llm(args: Vec<String>) -> serde_json::Value {
+    let python = peers_python(&["openai"]);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(SCRIPT)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "openai client failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -2,6 +2,8 @@
 //! `127.0.0.1:0`, send traffic with a real hyper client, scrape `/metrics` and match samples.
 #![allow(dead_code)]
 
+pub mod llamacpp;
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,7 +26,6 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub mod llamacpp;
 
 pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
