@@ -132,12 +132,12 @@ pub struct LlmArgs {
     /// Synthetic prompt length in tokens: MEAN[,STDDEV[,MIN[,MAX]]], normal, rounded and
     /// clipped. Sized with the server's tokenizer when it has an endpoint for it (llama.cpp,
     /// vLLM, TGI), else one token per word of a fixed vocabulary of common English words.
-    #[arg(long, default_value = "128")]
+    #[arg(long, default_value = "128", value_name = "MEAN[,STDDEV[,MIN[,MAX]]]")]
     input_tokens: String,
     /// Wanted output length in tokens: MEAN[,STDDEV[,MIN[,MAX]]]; sent as max_tokens, and as
     /// min_tokens with ignore_eos so servers that honour them (vLLM; llama-cpp-python honours
     /// min_tokens) answer exactly that long.
-    #[arg(long, default_value = "64")]
+    #[arg(long, default_value = "64", value_name = "MEAN[,STDDEV[,MIN[,MAX]]]")]
     output_tokens: String,
     /// The request's "model" field (default: the first model the server lists at /v1/models).
     #[arg(long)]
@@ -148,15 +148,15 @@ pub struct LlmArgs {
     arrival: String,
     /// --arrival gamma: the gamma shape; 1 is Poisson, below 1 burstier, above 1 smoother (the
     /// gaps' coefficient of variation is 1/sqrt(F)).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_name = "F")]
     burstiness: f64,
     /// Closed loop: N users, each sending its next request when its last one finished (latency
     /// from each request's own send). Replaces the open-loop rate.
-    #[arg(long, conflicts_with_all = ["scenario", "concurrency_limit"])]
+    #[arg(long, conflicts_with_all = ["scenario", "concurrency_limit"], value_name = "N")]
     concurrency: Option<usize>,
     /// Sweep over closed-loop users instead of rate, e.g. 1,2,4,8: one step per level, judged
     /// by the SLOs; the answer is the passing step with the highest goodput.
-    #[arg(long, conflicts_with_all = ["sweep", "concurrency"])]
+    #[arg(long, conflicts_with_all = ["sweep", "concurrency"], value_name = "LIST")]
     sweep_concurrency: Option<String>,
     /// Per-request TTFT bound for goodput (e.g. 500ms): a request meets the SLO when it meets
     /// every bound given, classified as the sidecar classifies live requests.
@@ -168,8 +168,8 @@ pub struct LlmArgs {
     /// Per-request end-to-end bound for goodput (e.g. 10s).
     #[arg(long)]
     slo_e2e: Option<String>,
-    /// Sweeps with per-request bounds: the least share of a step's requests meeting them for
-    /// the step to pass.
+    /// With per-request bounds: the least share of requests meeting them for a run to be
+    /// VALID and a sweep step to pass.
     #[arg(long, default_value_t = DEFAULT_SLO_ATTAINMENT)]
     slo_attainment: f64,
     /// The model server's own /metrics (vLLM, SGLang, TGI, Triton, llama.cpp): requests waiting

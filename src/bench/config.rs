@@ -112,6 +112,10 @@ pub struct BenchConfig {
     pub workload: Option<Arc<Workload>>,
     /// The engine's own `/metrics` URL, sampled for saturation while an LLM run goes.
     pub engine_metrics: Option<String>,
+    /// The request (index into `requests`, cycled) a run starts with. The measured phase starts
+    /// after the warmup's requests and each sweep step after the previous one's, so a server's
+    /// prefix cache does not see a prompt again until the workload cycles.
+    pub first_item: u64,
 }
 
 impl BenchConfig {
@@ -142,6 +146,7 @@ impl BenchConfig {
             slo_attainment: DEFAULT_SLO_ATTAINMENT,
             workload: None,
             engine_metrics: None,
+            first_item: 0,
         }
     }
 

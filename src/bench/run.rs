@@ -83,12 +83,16 @@ impl Shared {
         let n = self.cfg.requests.len() as u64;
         let cx = record::Context {
             index: i,
-            item: (i % n) as usize,
+            item: ((self.cfg.first_item + i) % n) as usize,
             scheduled,
             start: self.start,
             path,
             request: &tpl.body,
-            requested: self.cfg.workload.as_ref().map(|w| w.requested(i)),
+            requested: self
+                .cfg
+                .workload
+                .as_ref()
+                .map(|w| w.requested(self.cfg.first_item + i)),
             slo: &self.cfg.slo,
         };
         let rec = record::observe(&cx, o);
@@ -123,7 +127,7 @@ impl Shared {
 
     fn template(&self, i: u64) -> &RequestTemplate {
         let r = &self.cfg.requests;
-        &r[(i % r.len() as u64) as usize]
+        &r[((self.cfg.first_item + i) % r.len() as u64) as usize]
     }
 }
 
@@ -135,16 +139,20 @@ pub async fn run_bench(cfg: &BenchConfig) -> Result<RunSummary, BenchError> {
     } else {
         client::http_client()
     };
+    let mut cfg = cfg.clone();
     if !cfg.warmup.is_zero() {
         let mut w = cfg.clone();
         w.duration = cfg.warmup;
         w.min_queries = 0;
         w.seed = cfg.seed.wrapping_add(0x9e37_79b9);
         w.stop_when_certain = false;
-        let _ = execute(&client, &w, "warmup").await;
+        let (warm, ..) = execute(&client, &w, "warmup").await;
+        cfg.first_item += warm.len() as u64;
     }
+    let cfg = &cfg;
     let (recs, llm, saturation, stopped) = execute(&client, cfg, "measure").await;
     let mut summary = summarize(cfg, recs);
+    summary.next_item = cfg.first_item + summary.issued;
     if cfg.protocol == crate::routes::config::Protocol::Openai {
         summary.llm_figures(cfg, llm, saturation);
     }

@@ -92,6 +92,9 @@ pub struct RunSummary {
     /// OpenAI targets: every request's record (`requests.jsonl` beside the report files).
     #[serde(skip)]
     pub records: Vec<RequestRecord>,
+    /// The request the next run should start with to send new prompts (`first_item`).
+    #[serde(skip)]
+    pub next_item: u64,
 }
 
 impl RunSummary {
@@ -110,10 +113,20 @@ impl RunSummary {
             cfg.workload.as_ref().map(|w| w.tokenizer.clone()),
         );
         l.saturation = saturation;
-        if cfg.scenario == Scenario::Server {
-            l.arrival = Some(cfg.arrival);
+        match cfg.scenario {
+            Scenario::Server => l.arrival = Some(cfg.arrival),
+            Scenario::Offline => l.users = Some(cfg.concurrency()),
+            Scenario::SingleStream => l.users = Some(1),
         }
         l.workload = cfg.workload.as_ref().map(|w| w.source.clone());
+        if cfg.slo.is_set() && l.slo_attainment < cfg.slo_attainment {
+            self.valid = false;
+            self.reasons.push(format!(
+                "{:.1}% of requests met the per-request SLO, below --slo-attainment {:.1}%",
+                l.slo_attainment * 100.0,
+                cfg.slo_attainment * 100.0
+            ));
+        }
         self.llm = Some(l);
         self.records = records;
     }
@@ -271,6 +284,7 @@ pub(super) fn summarize(cfg: &BenchConfig, mut recs: Vec<Rec>) -> RunSummary {
         stopped_early: None,
         llm: None,
         records: Vec::new(),
+        next_item: 0,
     }
 }
 

@@ -145,6 +145,8 @@ pub async fn run_sweep(sc: &SweepConfig) -> Result<SweepResult, BenchError> {
         cfg.scenario = Scenario::Server;
         cfg.min_queries = cfg.min_queries.max(min_step_queries);
         cfg.seed = sc.base.seed.wrapping_add(steps.len() as u64);
+        // New prompts for each step (a prefix cache would serve repeats faster).
+        cfg.first_item = steps.last().map_or(cfg.first_item, |s| s.summary.next_item);
         // A step past saturation ends as soon as its failure is certain.
         cfg.stop_when_certain = true;
         // The warmup only matters before the first step; later steps follow a warm server.

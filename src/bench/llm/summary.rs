@@ -108,6 +108,9 @@ pub struct LlmSummary {
     pub joules_per_output_token: Option<f64>,
     /// Open loop: how arrivals were spaced.
     pub arrival: Option<Arrival>,
+    /// Closed loop: the number of users.
+    #[serde(default)]
+    pub users: Option<usize>,
     /// Where the prompts came from, when the bench built them.
     pub workload: Option<String>,
 }
@@ -190,6 +193,7 @@ pub fn summarize(
         saturation: None,
         joules_per_output_token: None,
         arrival: None,
+        users: None,
         workload: None,
     }
 }

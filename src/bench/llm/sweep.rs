@@ -68,6 +68,10 @@ pub async fn run_concurrency_sweep(
         let mut cfg = base.clone();
         cfg.scenario = Scenario::Offline;
         cfg.concurrency_limit = Some(n);
+        // New prompts for each step (a prefix cache would serve repeats faster).
+        cfg.first_item = steps
+            .last()
+            .map_or(cfg.first_item, |s: &SweepStep| s.summary.next_item);
         if index > 0 {
             cfg.warmup = std::time::Duration::ZERO;
         }

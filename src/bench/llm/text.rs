@@ -105,7 +105,13 @@ pub fn rows(l: &LlmSummary) -> Vec<(String, String)> {
         ),
     ));
     if let Some(a) = &l.arrival {
-        r.push(("arrivals".into(), a.describe()));
+        r.push((
+            "load".into(),
+            format!("open loop, {} arrivals", a.describe()),
+        ));
+    }
+    if let Some(n) = l.users {
+        r.push(("load".into(), format!("closed loop, {n} users")));
     }
     if let Some(w) = &l.workload {
         r.push(("workload".into(), w.clone()));
