@@ -43,14 +43,20 @@ fn main() {
         r#"{{"inputs":[{{"name":"x","shape":[1,3,224,224],"datatype":"FP32","data":[{}]}}]}}"#,
         values.join(",")
     );
-    let scores: Vec<String> = (0..1000).map(|i| format!("{:.6}", i as f64 / 1e6)).collect();
+    let scores: Vec<String> = (0..1000)
+        .map(|i| format!("{:.6}", i as f64 / 1e6))
+        .collect();
     let response = format!(
         r#"{{"model_name":"m","outputs":[{{"name":"probs","datatype":"FP32","shape":[1,1000],"data":[{}]}}]}}"#,
         scores.join(",")
     );
-    let ex = OwnedExchange::simple("/v2/models/m/infer", request.as_bytes(), response.as_bytes());
+    let ex = OwnedExchange::simple(
+        "/v2/models/m/infer",
+        request.as_bytes(),
+        response.as_bytes(),
+    );
     let rule = Rule::new(&PredictionConfig::default());
-    let _ = all; // every column is all an adapter can read so far
+    let rule = if all { rule } else { rule.reading_features(32) };
     let mut features = 0;
     for _ in 0..n {
         let inf = decode(Protocol::KserveV2, &ex.view(), &rule).expect("decodes");
