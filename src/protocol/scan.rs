@@ -68,7 +68,18 @@ pub(super) fn scan(raw: &[u8], width: usize, take: usize) -> Result<Scanned, Dec
                 // The hot path: a number, usually in a column nobody reads.
                 let start = i;
                 let mut big_exponent = false;
-                i += 1;
+                // Eight bytes at a time up to the first that is not a digit, point or minus
+                // sign; the byte loop below takes it from there (exponents, the last bytes).
+                while let Some(chunk) = raw.get(i..i + 8) {
+                    let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+                    let plain = plain_number_bytes(word);
+                    if plain != HIGH {
+                        i += ((!plain & HIGH).trailing_zeros() / 8) as usize;
+                        break;
+                    }
+                    i += 8;
+                }
+                i += usize::from(i == start);
                 while let Some(&c) = raw.get(i) {
                     match CLASS[c as usize] {
                         NUM => i += 1,
@@ -163,6 +174,19 @@ fn string(raw: &[u8], start: usize, keep: bool, out: &mut Scanned) -> Result<usi
     Ok(end)
 }
 
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` (little-endian: the first byte lowest) that is in
+/// `-` ..= `9` (minus, point, digits; a `/` there would not be JSON, which serde_json has
+/// already ruled out). The adds run on the low seven bits, so no carry crosses bytes.
+fn plain_number_bytes(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low = word & !HIGH;
+    let at_least_minus = low.wrapping_add(ONES * (0x80 - u64::from(b'-')));
+    let past_nine = low.wrapping_add(ONES * (0x80 - u64::from(b'9') - 1));
+    at_least_minus & !past_nine & !word & HIGH
+}
+
 /// Digits of an exponent (after its sign): three or more may put a number out of range.
 fn exponent_digits(rest: &[u8]) -> usize {
     let rest = match rest.first() {
@@ -250,6 +274,35 @@ mod tests {
             &format!("{}1{}", "[".repeat(33), "]".repeat(33)),
         ] {
             agrees(data);
+        }
+    }
+
+    #[test]
+    fn eight_number_bytes_at_a_time() {
+        let word = |b: &[u8; 8]| u64::from_le_bytes(*b);
+        assert_eq!(plain_number_bytes(word(b"-1.23456")), HIGH);
+        assert_eq!(plain_number_bytes(word(b"99999999")), HIGH);
+        assert_eq!(
+            (!plain_number_bytes(word(b"1.2,4567")) & HIGH).trailing_zeros() / 8,
+            3
+        );
+        for bad in [
+            b"1.2345,7",
+            b"1e345678",
+            b"12345 78",
+            b"]1234567",
+            b"1234567\xc3",
+        ] {
+            assert_ne!(plain_number_bytes(word(bad)), HIGH, "{bad:?}");
+        }
+        // Every byte value in every position: only `-` ..= `9` passes.
+        for pos in 0..8 {
+            for b in 0..=255u8 {
+                let mut w = *b"00000000";
+                w[pos] = b;
+                let plain = plain_number_bytes(word(&w)) == HIGH;
+                assert_eq!(plain, (b'-'..=b'9').contains(&b), "{b} at {pos}");
+            }
         }
     }
 
