@@ -591,3 +591,7 @@ mod tests {
         assert!(class_index(&[], "1000") < CLASS_BINS as f64);
     }
 }
+
+#[cfg(test)]
+#[path = "inspect_columns_test.rs"]
+mod columns_test;
