@@ -574,6 +574,11 @@ impl IdleTracker {
 }
 
 impl CaptureHook for IdleTracker {
+    /// Reads predictions (or timings) only.
+    fn reads_inputs(&self, _route: &str) -> bool {
+        false
+    }
+
     fn seen(&self, seen: &Seen<'_>) {
         let c = seen.capture;
         let route = &c.route.name;

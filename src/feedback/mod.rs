@@ -342,6 +342,11 @@ fn judge(l: &Label, predictions: &[Prediction], abs: f64, rel: f64) -> Option<Ve
 }
 
 impl CaptureHook for Feedback {
+    /// Reads predictions (or timings) only.
+    fn reads_inputs(&self, _route: &str) -> bool {
+        false
+    }
+
     fn seen(&self, seen: &Seen<'_>) {
         let Some((model, inference)) = seen.decoded else {
             return;

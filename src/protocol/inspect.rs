@@ -37,6 +37,13 @@ pub trait SignalSink: Send + Sync {
 /// cheap work and hand anything slow to its own bounded queue.
 pub trait CaptureHook: Send + Sync {
     fn seen(&self, seen: &Seen<'_>);
+
+    /// Whether the hook reads the input values of `route`'s inferences past the inspector's
+    /// tracked features (then the adapters parse every input column there). Say no when it
+    /// does not: an image's unread columns are then scanned, not parsed.
+    fn reads_inputs(&self, _route: &str) -> bool {
+        true
+    }
 }
 
 /// How many requests on a route with an SLO the live path classified as not good (no answer,
@@ -139,7 +146,7 @@ impl Inspector {
                     name: r.name.clone(),
                     protocol: r.protocol,
                     default_model: r.model.clone(),
-                    rule: Rule::new(&r.prediction),
+                    rule: Rule::new(&r.prediction).reading_features(i.max_features_tracked),
                     bounds: r
                         .prediction
                         .feature_bounds
@@ -187,6 +194,11 @@ impl Inspector {
 
     /// The same inspector, also handing every capture to `hook` after decoding it.
     pub fn with_hook(mut self, hook: Arc<dyn CaptureHook>) -> Self {
+        for (name, route) in &mut self.routes {
+            if hook.reads_inputs(name) {
+                route.rule.read_columns = None;
+            }
+        }
         self.hooks.push(hook);
         self
     }
@@ -479,12 +491,12 @@ fn record(
         if inputs.features > 0 {
             let mut out_of_bounds = 0u64;
             for &(j, min, max) in &route.bounds {
-                if j < inputs.features {
+                if j < inputs.kept {
                     out_of_bounds += inputs
                         .values
                         .iter()
                         .skip(j)
-                        .step_by(inputs.features)
+                        .step_by(inputs.kept)
                         .filter(|x| x.is_finite() && (**x < min || **x > max))
                         .count() as u64;
                 }
@@ -497,7 +509,7 @@ fn record(
                     .feature_signals
                     .push(format!("feature_{j}:{}", route.name));
             }
-            for row in inputs.values.chunks_exact(inputs.features) {
+            for row in inputs.values.chunks_exact(inputs.kept.max(1)) {
                 for (x, signal) in row.iter().zip(&state.feature_signals[..tracked]) {
                     if x.is_finite() {
                         signals.observe(signal, *x);
@@ -554,3 +566,7 @@ fn record(
     }
     model
 }
+
+#[cfg(test)]
+#[path = "inspect_columns_test.rs"]
+mod columns_test;

@@ -3,9 +3,11 @@
 //! extension (`Inference-Header-Content-Length`, as Triton and `tritonclient` use it).
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::tensor::{
-    decode_binary, is_integer_datatype, is_numeric_datatype, parse_lenient, Flat, Matrix, Values,
+    decode_binary, is_integer_datatype, is_numeric_datatype, parse_lenient, parse_lenient_borrowed,
+    Flat, Matrix, Values,
 };
 use super::{DecodeError, Exchange, Inference, InputSignature, Inputs, Rule};
 
@@ -13,9 +15,10 @@ use super::{DecodeError, Exchange, Inference, InputSignature, Inputs, Rule};
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
 #[derive(Deserialize)]
-struct Request {
-    #[serde(default)]
-    inputs: Vec<Tensor>,
+#[serde(bound(deserialize = "D: Deserialize<'de>"))]
+struct Request<D> {
+    #[serde(default = "Vec::new")]
+    inputs: Vec<Tensor<D>>,
 }
 
 #[derive(Deserialize)]
@@ -23,19 +26,41 @@ struct Response {
     #[serde(default)]
     model_name: Option<String>,
     #[serde(default)]
-    outputs: Vec<Tensor>,
+    outputs: Vec<Tensor<Flat>>,
 }
 
+/// A tensor with its `data` parsed whole (`D` = [`Flat`]), or kept as the JSON text it came as
+/// (`&RawValue`: checked as JSON, not yet read) for the datatype and shape, which may come after
+/// it, to decide how much of it to read.
 #[derive(Deserialize)]
-struct Tensor {
+#[serde(bound(deserialize = "D: Deserialize<'de>"))]
+struct Tensor<D> {
     name: String,
     #[serde(default)]
     shape: Vec<i64>,
     datatype: String,
     #[serde(default)]
     parameters: Option<Parameters>,
-    #[serde(default)]
-    data: Option<Flat>,
+    #[serde(default = "Option::default")]
+    data: Option<D>,
+}
+
+/// A tensor's `data`, parsed or not.
+enum Data<'a> {
+    Parsed(Flat),
+    Raw(&'a RawValue),
+}
+
+impl From<Flat> for Data<'_> {
+    fn from(f: Flat) -> Self {
+        Data::Parsed(f)
+    }
+}
+
+impl<'a> From<&'a RawValue> for Data<'a> {
+    fn from(r: &'a RawValue) -> Self {
+        Data::Raw(r)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -50,7 +75,39 @@ pub(super) struct Decoded {
     pub(super) name: String,
     pub(super) datatype: String,
     pub(super) shape: Vec<i64>,
+    /// `rows` rows of the tensor: every column, or (an input whose later columns nobody reads)
+    /// only the first `matrix.width` of each row's `width`.
     pub(super) matrix: Matrix,
+    /// Elements per row in the tensor.
+    pub(super) width: usize,
+    /// NaN and infinite values among every element, read or not.
+    pub(super) nan: u64,
+    pub(super) inf: u64,
+}
+
+impl Decoded {
+    /// A tensor decoded whole.
+    pub(super) fn whole(name: String, datatype: String, shape: Vec<i64>, matrix: Matrix) -> Self {
+        let (mut nan, mut inf) = (0, 0);
+        if let Values::Num(v) = &matrix.values {
+            for x in v {
+                if x.is_nan() {
+                    nan += 1;
+                } else if x.is_infinite() {
+                    inf += 1;
+                }
+            }
+        }
+        Self {
+            name,
+            datatype,
+            shape,
+            width: matrix.width,
+            matrix,
+            nan,
+            inf,
+        }
+    }
 }
 
 /// `(model, version)` when the path is an infer call.
@@ -74,11 +131,21 @@ pub fn decode(ex: &Exchange<'_>, rule: &Rule) -> Result<Option<Inference>, Decod
         return Ok(None);
     };
     let (json, binary) = split_body(ex.request, ex.request_headers)?;
-    let request: Request = parse_lenient(json)?;
-    let inputs = tensors_of(request.inputs, binary)?;
+    let mut fixed = None;
+    let inputs = match rule.read_columns {
+        // Everything is read: parse every tensor whole, as it comes.
+        None => {
+            let request: Request<Flat> = parse_lenient_borrowed(json, &mut fixed)?;
+            tensors_of(request.inputs, binary, None)?
+        }
+        Some(read) => {
+            let request: Request<&RawValue> = parse_lenient_borrowed(json, &mut fixed)?;
+            tensors_of(request.inputs, binary, Some(read))?
+        }
+    };
     let (json, binary) = split_body(ex.response, ex.response_headers)?;
     let response: Response = parse_lenient(json)?;
-    let outputs = tensors_of(response.outputs, binary)?;
+    let outputs = tensors_of(response.outputs, binary, None)?;
     inference(
         response.model_name.filter(|m| !m.is_empty()),
         path_model,
@@ -111,7 +178,7 @@ pub(super) fn inference(
         model: Some(model.unwrap_or_else(|| fallback_model.to_string())),
         predictions,
         batch,
-        inputs: (!inputs.is_empty()).then(|| inputs_of(inputs)),
+        inputs: (!inputs.is_empty()).then(|| inputs_of(inputs, rule.read_columns)),
         ..Inference::default()
     })
 }
@@ -140,13 +207,44 @@ fn split_body<'a>(
     }
 }
 
-fn tensors_of(tensors: Vec<Tensor>, binary: &[u8]) -> Result<Vec<Decoded>, DecodeError> {
+/// The tensors of one body. `read`: how many leading columns of the input table (see
+/// [`inputs_of`]) anything reads; `None` for all. Columns past it are scanned and checked but
+/// not parsed (see [`super::scan`]).
+fn tensors_of<'a, D: Into<Data<'a>>>(
+    tensors: Vec<Tensor<D>>,
+    binary: &[u8],
+    read: Option<usize>,
+) -> Result<Vec<Decoded>, DecodeError> {
     let mut offset = 0usize;
+    // Rows of the first numeric tensor, and the table columns before this tensor.
+    let mut table: Option<usize> = None;
+    let mut columns = 0usize;
     let mut out = Vec::with_capacity(tensors.len());
     for t in tensors {
         let size = t.parameters.as_ref().and_then(|p| p.binary_data_size);
-        let values = match (size, t.data) {
-            (Some(size), _) => {
+        let dims = Matrix::dims(&t.shape);
+        // Columns of this tensor anything reads: numeric inputs in the table, up to `read`.
+        let take = match (read, dims) {
+            (None, _) => None,
+            (Some(_), _) if !is_numeric_datatype(&t.datatype) => Some(0),
+            (Some(_), None) => Some(0),
+            (Some(read), Some((_, rows, width))) => {
+                let rows0 = *table.get_or_insert(rows);
+                Some(if rows0 == rows {
+                    let take = width.min(read.saturating_sub(columns));
+                    columns += width;
+                    take
+                } else {
+                    0
+                })
+            }
+        };
+        let decoded = match (size, t.data.map(Into::into), take) {
+            (Some(size), data, _) => {
+                // Data beside binary data is not read, but must still be tensor data.
+                if let Some(Data::Raw(raw)) = data {
+                    super::scan::scan(raw.get().as_bytes(), 1, 0)?;
+                }
                 let size = usize::try_from(size)
                     .ok()
                     .filter(|s| {
@@ -162,23 +260,49 @@ fn tensors_of(tensors: Vec<Tensor>, binary: &[u8]) -> Result<Vec<Decoded>, Decod
                     })?;
                 let raw = &binary[offset..offset + size];
                 offset += size;
-                decode_binary(&t.name, &t.datatype, raw)?
+                let values = decode_binary(&t.name, &t.datatype, raw)?;
+                let matrix = Matrix::from_shape(&t.name, &t.shape, values)?;
+                Decoded::whole(t.name, t.datatype, t.shape, matrix)
             }
-            (None, Some(flat)) => flat.into_values(&t.name, &t.datatype)?,
-            (None, None) => {
+            (None, Some(Data::Parsed(flat)), _) => {
+                let values = flat.into_values(&t.name, &t.datatype)?;
+                let matrix = Matrix::from_shape(&t.name, &t.shape, values)?;
+                Decoded::whole(t.name, t.datatype, t.shape, matrix)
+            }
+            (None, Some(Data::Raw(raw)), take) => {
+                let (_, rows, width) = dims.unwrap_or((0, 0, 0));
+                let take = take.unwrap_or(width).min(width);
+                let scanned = super::scan::scan(raw.get().as_bytes(), width, take)?;
+                let values = scanned.flat.into_values(&t.name, &t.datatype)?;
+                if dims.map(|d| d.0) != Some(scanned.count) {
+                    return Err(DecodeError::Shape {
+                        tensor: t.name,
+                        shape: t.shape,
+                        elements: scanned.count,
+                    });
+                }
+                Decoded {
+                    name: t.name,
+                    datatype: t.datatype,
+                    shape: t.shape,
+                    matrix: Matrix {
+                        rows,
+                        width: take,
+                        values,
+                    },
+                    width,
+                    nan: scanned.nan,
+                    inf: scanned.inf,
+                }
+            }
+            (None, None, _) => {
                 return Err(DecodeError::Invalid(format!(
                     "tensor {:?} has no data",
                     t.name
                 )))
             }
         };
-        let matrix = Matrix::from_shape(&t.name, &t.shape, values)?;
-        out.push(Decoded {
-            name: t.name,
-            datatype: t.datatype,
-            shape: t.shape,
-            matrix,
-        });
+        out.push(decoded);
     }
     Ok(out)
 }
@@ -203,8 +327,9 @@ fn pick<'a>(
     }
 }
 
-/// The numeric inputs as a table: columns of every numeric input with as many rows as the first.
-fn inputs_of(tensors: &[Decoded]) -> Inputs {
+/// The numeric inputs as a table: columns of every numeric input with as many rows as the first,
+/// of which the first `read` (all for `None`) are kept in `values`.
+fn inputs_of(tensors: &[Decoded], read: Option<usize>) -> Inputs {
     let signature = tensors
         .iter()
         .map(|t| InputSignature {
@@ -217,30 +342,30 @@ fn inputs_of(tensors: &[Decoded]) -> Inputs {
         .iter()
         .filter(|t| is_numeric_datatype(&t.datatype))
         .collect();
-    let (mut nan, mut inf) = (0, 0);
-    for t in &numeric {
-        if let Values::Num(v) = &t.matrix.values {
-            for x in v {
-                if x.is_nan() {
-                    nan += 1;
-                } else if x.is_infinite() {
-                    inf += 1;
-                }
-            }
-        }
-    }
+    let nan = numeric.iter().map(|t| t.nan).sum();
+    let inf = numeric.iter().map(|t| t.inf).sum();
     let rows = numeric.first().map_or(0, |t| t.matrix.rows);
-    let table: Vec<&Matrix> = numeric
-        .iter()
-        .map(|t| &t.matrix)
-        .filter(|m| m.rows == rows)
+    let table: Vec<&Decoded> = numeric
+        .into_iter()
+        .filter(|t| t.matrix.rows == rows)
         .collect();
-    let features: usize = table.iter().map(|m| m.width).sum();
-    let mut values = Vec::with_capacity(rows * features);
+    let features: usize = table.iter().map(|t| t.width).sum();
+    // Each table tensor's kept columns: the table's first `read`, as far as decoded.
+    let mut left = read.unwrap_or(usize::MAX);
+    let takes: Vec<usize> = table
+        .iter()
+        .map(|t| {
+            let take = t.matrix.width.min(left);
+            left = left.saturating_sub(t.width);
+            take
+        })
+        .collect();
+    let kept: usize = takes.iter().sum();
+    let mut values = Vec::with_capacity(rows * kept);
     for r in 0..rows {
-        for m in &table {
-            if let Some(row) = m.row_num(r) {
-                values.extend_from_slice(row);
+        for (t, &take) in table.iter().zip(&takes) {
+            if let Some(row) = t.matrix.row_num(r) {
+                values.extend_from_slice(&row[..take]);
             }
         }
     }
@@ -248,6 +373,7 @@ fn inputs_of(tensors: &[Decoded]) -> Inputs {
         signature,
         rows,
         features,
+        kept,
         values,
         nan,
         inf,

@@ -183,7 +183,7 @@ fn merge(all: &mut Inference, one: Inference) {
         (a, b) => a.or(b),
     };
     if let (Some(a), Some(b)) = (all.inputs.as_mut(), one.inputs) {
-        if a.signature == b.signature && a.features == b.features {
+        if a.signature == b.signature && a.features == b.features && a.kept == b.kept {
             a.rows += b.rows;
             a.values.extend(b.values);
             a.nan += b.nan;
@@ -210,12 +210,7 @@ fn tensors(tensors: Vec<InferTensor>, raw: Vec<Vec<u8>>) -> Result<Vec<Decoded>,
             None => typed(&t)?,
         };
         let matrix = Matrix::from_shape(&t.name, &t.shape, values)?;
-        out.push(Decoded {
-            name: t.name,
-            datatype: t.datatype,
-            shape: t.shape,
-            matrix,
-        });
+        out.push(Decoded::whole(t.name, t.datatype, t.shape, matrix));
     }
     Ok(out)
 }

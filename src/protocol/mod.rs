@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod openai;
 pub mod output;
 pub mod predict;
+mod scan;
 pub mod schema;
 pub mod sse;
 pub mod tensor;
@@ -75,6 +76,11 @@ pub struct Inputs {
     pub signature: Vec<InputSignature>,
     pub rows: usize,
     pub features: usize,
+    /// Leading columns of each row held in `values`: all `features`, unless nothing on the
+    /// route reads past the first `kept` (the inspector's tracked features and bounds) and
+    /// the adapter skipped parsing the rest (`kserve_v2` JSON tensors).
+    pub kept: usize,
+    /// `rows` × `kept` values.
     pub values: Vec<f64>,
     /// NaN / infinite values among every numeric input, including those left out of `values`.
     pub nan: u64,

@@ -25,17 +25,31 @@ pub struct Rule {
     /// The route's `[proxy.routes.prediction]` section as configured (validated at load); the
     /// rule keeps it whole rather than copying it field by field.
     pub cfg: PredictionConfig,
+    /// How many leading columns of a request's input table anything on the route reads (the
+    /// tracked features, the bounded ones): adapters may leave the rest unparsed. `None`: all
+    /// (an ONNX shadow or another hook reads every input).
+    pub read_columns: Option<usize>,
 }
 
 impl From<PredictionConfig> for Rule {
     fn from(cfg: PredictionConfig) -> Self {
-        Self { cfg }
+        Self {
+            cfg,
+            read_columns: None,
+        }
     }
 }
 
 impl Rule {
     pub fn new(cfg: &PredictionConfig) -> Self {
         Self::from(cfg.clone())
+    }
+
+    /// The same rule, reading only the first `n` input columns and those with bounds.
+    pub fn reading_features(mut self, n: usize) -> Self {
+        let bounded = self.cfg.feature_bounds.iter().map(|b| b.feature + 1).max();
+        self.read_columns = Some(n.max(bounded.unwrap_or(0)));
+        self
     }
 
     /// The class named by score index `idx`.

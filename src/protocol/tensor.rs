@@ -40,18 +40,25 @@ pub struct Matrix {
 impl Matrix {
     /// Rows and width from a shape, checking that it holds exactly `values.len()` elements.
     pub fn from_shape(name: &str, shape: &[i64], values: Values) -> Result<Self, DecodeError> {
-        let wrong = || DecodeError::Shape {
-            tensor: name.to_string(),
-            shape: shape.to_vec(),
-            elements: values.len(),
-        };
+        match Self::dims(shape) {
+            Some((total, rows, width)) if total == values.len() => Ok(Self {
+                rows,
+                width,
+                values,
+            }),
+            _ => Err(DecodeError::Shape {
+                tensor: name.to_string(),
+                shape: shape.to_vec(),
+                elements: values.len(),
+            }),
+        }
+    }
+
+    /// `(elements, rows, width)` of a shape; `None` for a negative or overflowing one.
+    pub fn dims(shape: &[i64]) -> Option<(usize, usize, usize)> {
         let mut total: usize = 1;
         for &d in shape {
-            let d = usize::try_from(d).map_err(|_| wrong())?;
-            total = total.checked_mul(d).ok_or_else(wrong)?;
-        }
-        if total != values.len() {
-            return Err(wrong());
+            total = total.checked_mul(usize::try_from(d).ok()?)?;
         }
         let (rows, width) = match shape {
             [] => (1, 1),
@@ -61,11 +68,7 @@ impl Matrix {
                 (n, total.checked_div(n).unwrap_or(0))
             }
         };
-        Ok(Self {
-            rows,
-            width,
-            values,
-        })
+        Some((total, rows, width))
     }
 
     /// A single row of `width` elements.
@@ -251,6 +254,24 @@ pub fn parse_lenient<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeE
         Ok(v) => Ok(v),
         Err(first) => match quote_non_finite(bytes) {
             Some(fixed) => serde_json::from_slice(&fixed).map_err(|_| DecodeError::Json(first)),
+            None => Err(DecodeError::Json(first)),
+        },
+    }
+}
+
+/// [`parse_lenient`] for types that borrow from the text: the quoted copy, when one is needed,
+/// is kept in `fixed` so that what is parsed can borrow from it.
+pub fn parse_lenient_borrowed<'a, T: de::Deserialize<'a>>(
+    bytes: &'a [u8],
+    fixed: &'a mut Option<Vec<u8>>,
+) -> Result<T, DecodeError> {
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Ok(v),
+        Err(first) => match quote_non_finite(bytes) {
+            Some(copy) => {
+                let copy: &'a [u8] = fixed.insert(copy);
+                serde_json::from_slice(copy).map_err(|_| DecodeError::Json(first))
+            }
             None => Err(DecodeError::Json(first)),
         },
     }

@@ -313,6 +313,7 @@ fn inputs_of(rows: &[Value]) -> Inputs {
         signature: rows.first().map(signature_of).unwrap_or_default(),
         rows: if uniform { rows.len() } else { 0 },
         features,
+        kept: features,
         values,
         nan,
         inf,

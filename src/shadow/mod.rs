@@ -321,6 +321,13 @@ pub fn sampled(hash: u64, ratio: f64) -> bool {
 }
 
 impl CaptureHook for ShadowHook {
+    /// An ONNX target on the route runs on every input column; HTTP targets replay the body.
+    fn reads_inputs(&self, route: &str) -> bool {
+        self.routes
+            .get(route)
+            .is_some_and(|targets| targets.iter().any(|(_, _, http)| !http))
+    }
+
     fn seen(&self, seen: &Seen<'_>) {
         let Some((_, inference)) = seen.decoded else {
             return;
