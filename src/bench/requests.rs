@@ -40,9 +40,13 @@ pub fn load(path: &str) -> Result<Vec<RequestTemplate>, BenchError> {
     parse(path, &text)
 }
 
-/// [`load`] on text already read; `name` is used in error messages.
-pub fn parse(name: &str, text: &str) -> Result<Vec<RequestTemplate>, BenchError> {
-    let mut out = Vec::new();
+/// Hand each JSON value of a JSON Lines text (blank lines and `#` comments skipped) to `each`;
+/// a line that is not JSON, or whose value `each` refuses, is an error naming the line.
+pub fn for_each_json_line(
+    name: &str,
+    text: &str,
+    mut each: impl FnMut(Value) -> Result<(), String>,
+) -> Result<(), BenchError> {
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -54,8 +58,18 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<RequestTemplate>, BenchError>
             msg,
         };
         let value: Value = serde_json::from_str(line).map_err(|e| err(e.to_string()))?;
-        out.push(template(value).map_err(err)?);
+        each(value).map_err(err)?;
     }
+    Ok(())
+}
+
+/// [`load`] on text already read; `name` is used in error messages.
+pub fn parse(name: &str, text: &str) -> Result<Vec<RequestTemplate>, BenchError> {
+    let mut out = Vec::new();
+    for_each_json_line(name, text, |value| {
+        out.push(template(value)?);
+        Ok(())
+    })?;
     if out.is_empty() {
         return Err(BenchError::RequestFile {
             path: name.to_string(),

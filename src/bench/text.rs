@@ -274,11 +274,13 @@ pub fn capacity_text(r: &CapacityReport) -> String {
     o
 }
 
-fn pct(v: Option<f64>) -> String {
+/// A share as a percentage, `n/a` when unknown (the text and Markdown reports).
+pub(crate) fn pct(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |v| format!("{:.1}%", v * 100.0))
 }
 
-fn num(v: Option<f64>) -> String {
+/// A figure to two decimals, `-` when unknown.
+pub(crate) fn num(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.2}"))
 }
 

@@ -21,6 +21,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::bench::requests::for_each_json_line;
 use crate::bench::BenchError;
 
 /// A token length distribution: normal, rounded, clipped.
@@ -189,32 +190,23 @@ fn sharegpt(name: &str, text: &str) -> Result<Dataset, BenchError> {
 
 fn jsonl(name: &str, text: &str) -> Result<Dataset, BenchError> {
     let mut entries = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let err = |msg: String| BenchError::RequestFile {
-            path: name.to_string(),
-            line: i + 1,
-            msg,
-        };
-        let v: Value = serde_json::from_str(line).map_err(|e| err(e.to_string()))?;
+    for_each_json_line(name, text, |v| {
         let prompt = v
             .get("prompt")
             .and_then(Value::as_str)
             .filter(|p| !p.is_empty())
-            .ok_or_else(|| err("needs a non-empty string \"prompt\"".into()))?;
+            .ok_or("needs a non-empty string \"prompt\"")?;
         let n = v
             .get("output_tokens")
             .and_then(Value::as_u64)
             .filter(|n| *n > 0)
-            .ok_or_else(|| err("needs \"output_tokens\": a positive integer".into()))?;
+            .ok_or("needs \"output_tokens\": a positive integer")?;
         entries.push(Entry {
             prompt: prompt.to_string(),
             output: Wanted::Tokens(n),
         });
-    }
+        Ok(())
+    })?;
     Ok(Dataset {
         entries,
         skipped: 0,

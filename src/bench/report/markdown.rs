@@ -7,6 +7,7 @@ use crate::bench::capacity::CapacityReport;
 use crate::bench::fmt_secs;
 use crate::bench::summary::RunSummary;
 use crate::bench::sweep::SweepResult;
+use crate::bench::text::{num, pct};
 
 /// The whole `report.md`.
 pub fn document(f: &ReportFile) -> String {
@@ -28,14 +29,6 @@ pub fn document(f: &ReportFile) -> String {
         md_goodput(&mut o, c);
     }
     o
-}
-
-fn pct(v: Option<f64>) -> String {
-    v.map_or("n/a".into(), |v| format!("{:.1}%", v * 100.0))
-}
-
-fn num(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{v:.2}"))
 }
 
 /// Goodput capacity per route with an SLO: each replica's bands with the engine's gauges, and
