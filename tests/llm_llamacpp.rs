@@ -130,24 +130,11 @@ async fn every_stream_read_to_done_is_complete_and_counted_from_its_source() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_the_client_leaves_is_aborted_and_inspected_as_far_as_it_went() {
-    const READ: u64 = 3;
-    const LONG: u64 = 400;
     let llm = LlamaCpp::start().await;
     // Bounds the client cannot pass before it leaves: the request is `aborted`, no signal.
     let mut cfg = chat_config(&llm.url());
     cfg.proxy.routes[0].slo = generous_slo();
-    let signals = Arc::new(Signals::default());
-    let mut app = inferwatch::app::App::build(cfg).unwrap();
-    app.set_signal_sink(signals.clone());
-    let sc = Sidecar::start_app(app).await;
-    let got = client(vec![
-        "abort".into(),
-        sc.url("/v1"),
-        READ.to_string(),
-        LONG.to_string(),
-    ])
-    .await;
-    assert_eq!(got["chunks"].as_u64(), Some(READ));
+    let (sc, signals) = leave_after_read(cfg).await;
 
     assert_eventually!(
         sc.scrape().await.sum(
@@ -213,18 +200,7 @@ async fn a_stream_the_client_leaves_is_aborted_and_inspected_as_far_as_it_went()
         ttft_secs: 1e-6,
         ..generous_slo()
     };
-    let signals = Arc::new(Signals::default());
-    let mut app = inferwatch::app::App::build(cfg).unwrap();
-    app.set_signal_sink(signals.clone());
-    let sc = Sidecar::start_app(app).await;
-    let got = client(vec![
-        "abort".into(),
-        sc.url("/v1"),
-        READ.to_string(),
-        LONG.to_string(),
-    ])
-    .await;
-    assert_eq!(got["chunks"].as_u64(), Some(READ));
+    let (sc, signals) = leave_after_read(cfg).await;
     assert_eventually!(
         sc.scrape().await.sum(
             "inferwatch_slo_requests_total",
@@ -426,4 +402,26 @@ async fn goodput_round(llm: &LlamaCpp, spec: &[serde_json::Value], spec_arg: &st
     ["met", "missed_ttft", "missed_e2e"]
         .iter()
         .all(|r| expected.contains_key(r))
+}
+
+/// Chunks the leaving client reads, of an answer this long.
+const READ: u64 = 3;
+const LONG: u64 = 400;
+
+/// A sidecar on `cfg` with a recording signal sink, and one client through it that reads
+/// `READ` chunks of a long stream and leaves.
+async fn leave_after_read(cfg: Config) -> (Sidecar, Arc<Signals>) {
+    let signals = Arc::new(Signals::default());
+    let mut app = inferwatch::app::App::build(cfg).unwrap();
+    app.set_signal_sink(signals.clone());
+    let sc = Sidecar::start_app(app).await;
+    let got = client(vec![
+        "abort".into(),
+        sc.url("/v1"),
+        READ.to_string(),
+        LONG.to_string(),
+    ])
+    .await;
+    assert_eq!(got["chunks"].as_u64(), Some(READ));
+    (sc, signals)
 }
